@@ -1,0 +1,1 @@
+"""The wire, as pure functions: no Twisted imports, no I/O, unit-tested to the byte."""
