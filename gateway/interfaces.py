@@ -35,6 +35,12 @@ class IAccountBackend(Interface):
     def save(accounts: list) -> None:
         """Replace the stored accounts atomically."""
 
+    def put(account: object) -> None:
+        """Insert or replace one account (matched by email) without losing others' updates."""
+
+    def remove(email: str) -> bool:
+        """Delete one account; False when there was none."""
+
     def describe() -> str:
         """A short human description (for logs and errors), with no secrets."""
 

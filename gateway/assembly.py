@@ -1,0 +1,66 @@
+"""Wiring: settings + reactor -> the running parts of one gateway.
+
+The only place that knows how the pieces fit; tests use it to run a real
+gateway in-process on a loopback port.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from gateway.config import Settings
+from gateway.forward import Forwarder
+from gateway.interfaces import IAccountBackendFactory, IAuthStrategyFactory, IModelMapperFactory, ISelectionPolicyFactory
+from gateway.plugin_loading import build
+from gateway.plugins.builtin import AllowAll
+from gateway.pool.pool import AccountPool
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.oauth import AccessTokens, TokenEndpoint
+from gateway.upstream.onboarding import ProjectResolver
+from gateway.web.app import GatewayApp
+from gateway.web.auth import AuthWrapper
+from gateway.web.site import GatewaySite
+
+
+@attrs.define
+class Gateway:
+    settings: Settings
+    site: GatewaySite
+    pool: AccountPool
+    forwarder: Forwarder
+    tokens: AccessTokens
+    http_pool: HTTPConnectionPool
+
+    def close(self) -> Deferred[Any]:
+        """Close idle upstream connections (the last step of a shutdown)."""
+        return self.http_pool.closeCachedConnections()
+
+
+def assemble(settings: Settings, reactor: Any) -> Gateway:
+    http_pool = HTTPConnectionPool(reactor, persistent=True)
+    http_pool.maxPersistentPerHost = 64
+    http_pool.cachedConnectionTimeout = 90
+    http = HTTPClient(Agent(reactor, pool=http_pool, connectTimeout=settings.upstream.connect_timeout))
+    up = settings.upstream
+
+    backend = build(IAccountBackendFactory, settings.accounts.backend, "accounts.backend", settings)
+    policy = build(ISelectionPolicyFactory, settings.accounts.selection, "accounts.selection", settings)
+    mapper = build(IModelMapperFactory, settings.models.mapper, "models.mapper", settings)
+    mode = settings.effective_auth_mode()
+    strategy = AllowAll() if mode == "off" else build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings)
+
+    pool = AccountPool(backend, policy, reactor.seconds)
+    client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
+    endpoint = TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout)
+    tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
+    projects = ProjectResolver(pool, client, reactor)
+    forwarder = Forwarder(pool, tokens, projects, client, up.max_attempts, reactor.seconds)
+    web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, up.models_cache_seconds)
+    root = AuthWrapper(web.resource(), strategy, mode)
+    site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool)

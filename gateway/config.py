@@ -1,0 +1,317 @@
+"""The gateway's settings: one TOML file, documented defaults, command-line overrides.
+
+Owns parsing and validation; every error names the key and the problem in one
+line. Must not start anything or touch the network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+# gemini-cli's installed-app OAuth client. Per RFC 8252 a native app's client
+# credentials are not confidential; they are published in gemini-cli's source.
+GEMINI_CLI_CLIENT_ID = "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com"
+GEMINI_CLI_CLIENT_SECRET = "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"
+
+DEFAULT_HOSTS = (
+    "https://daily-cloudcode-pa.sandbox.googleapis.com",
+    "https://daily-cloudcode-pa.googleapis.com",
+    "https://cloudcode-pa.googleapis.com",
+)
+DEFAULT_LISTEN = ("tcp:8045:interface=127.0.0.1",)
+AUTH_MODES = ("off", "strict", "all_except_health", "auto")
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; ``str()`` is the one line shown to the operator."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config error: {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def data_dir() -> Path:
+    """Where the gateway keeps state: systemd's StateDirectory, else XDG data home."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "antigravity-gateway"
+
+
+def default_config_path() -> Path | None:
+    """``$ANTIGRAVITY_GATEWAY_CONFIG``, else the XDG config file when it exists."""
+    env = os.environ.get("ANTIGRAVITY_GATEWAY_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = Path(base) / "antigravity-gateway" / "config.toml"
+    return path if path.exists() else None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    max_body_bytes: int = 32 * 1024 * 1024
+    allow_public_without_auth: bool = False
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str = "auto"
+    strategy: str = "api-key"
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    hosts: tuple[str, ...] = DEFAULT_HOSTS
+    token_url: str = "https://oauth2.googleapis.com/token"
+    client_id: str = GEMINI_CLI_CLIENT_ID
+    client_secret: str = GEMINI_CLI_CLIENT_SECRET
+    user_agent: str = "antigravity/1.11.9 linux/amd64"
+    max_attempts: int = 3
+    connect_timeout: float = 10.0
+    response_timeout: float = 300.0
+    stream_idle_timeout: float = 120.0
+    refresh_margin: float = 300.0
+    models_cache_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class AccountsSettings:
+    backend: str = "json"
+    selection: str = "round-robin"
+    path: str = field(default_factory=lambda: str(data_dir() / "accounts.json"))
+
+
+@dataclass(frozen=True)
+class ModelsSettings:
+    mapper: str = "table"
+    mapping: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    models: ModelsSettings = field(default_factory=ModelsSettings)
+    source: str | None = None
+
+    def effective_auth_mode(self) -> str:
+        """``auto`` resolved: off when every listener is loopback, else all_except_health."""
+        if self.auth.mode != "auto":
+            return self.auth.mode
+        return "off" if all(is_loopback_endpoint(e) for e in self.server.listen) else "all_except_health"
+
+
+# --- validators: each returns the clean value or raises ValueError(problem) ---
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"must be zero or a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _string_list(value: Any, *, allow_empty: bool = True) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"must be a list of non-empty strings, got {value!r}")
+    if not value and not allow_empty:
+        raise ValueError("must not be empty")
+    return tuple(value)
+
+
+def _url(value: Any) -> str:
+    text = _string(value)
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _url_list(value: Any) -> tuple[str, ...]:
+    return tuple(_url(v) for v in _string_list(value, allow_empty=False))
+
+
+def _listen_list(value: Any) -> tuple[str, ...]:
+    return _string_list(value, allow_empty=False)
+
+
+def _auth_mode(value: Any) -> str:
+    if value not in AUTH_MODES:
+        raise ValueError(f"must be one of {', '.join(AUTH_MODES)}, got {value!r}")
+    return value
+
+
+def _mapping(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of pattern = model, got {value!r}")
+    pairs = []
+    for pattern, target in value.items():
+        if not isinstance(target, str) or not target or not pattern:
+            raise ValueError(f"entry {pattern!r} must map to a non-empty model id, got {target!r}")
+        if "*" in target:
+            raise ValueError(f"entry {pattern!r}: the target {target!r} must be a literal model id")
+        pairs.append((pattern, target))
+    return tuple(pairs)
+
+
+
+SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "server": {
+        "listen": _listen_list,
+        "max_body_bytes": _positive_int,
+        "allow_public_without_auth": _bool,
+    },
+    "auth": {"mode": _auth_mode, "strategy": _string, "keys": _string_list},
+    "upstream": {
+        "hosts": _url_list,
+        "token_url": _url,
+        "client_id": _string,
+        "client_secret": _string,
+        "user_agent": _string,
+        "max_attempts": _positive_int,
+        "connect_timeout": _positive_float,
+        "response_timeout": _positive_float,
+        "stream_idle_timeout": _positive_float,
+        "refresh_margin": _non_negative_float,
+        "models_cache_seconds": _non_negative_float,
+    },
+    "accounts": {"backend": _string, "selection": _string, "path": _string},
+    "models": {"mapper": _string, "mapping": _mapping},
+}
+
+_SECTION_TYPES = {
+    "server": ServerSettings,
+    "auth": AuthSettings,
+    "upstream": UpstreamSettings,
+    "accounts": AccountsSettings,
+    "models": ModelsSettings,
+}
+
+
+def parse(document: Mapping[str, Any], source: str | None = None, base: Settings | None = None) -> Settings:
+    """Validate a parsed TOML document into Settings; unknown keys are errors (typos bite)."""
+    settings = base or Settings()
+    sections: dict[str, Any] = {}
+    for section, values in document.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"[{section}]", f"unknown section (known: {', '.join(SCHEMA)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}]", "must be a table")
+        changes = {}
+        for key, value in values.items():
+            validator = SCHEMA[section].get(key)
+            if validator is None:
+                raise ConfigError(f"{section}.{key}", f"unknown key (known: {', '.join(SCHEMA[section])})")
+            try:
+                changes[key] = validator(value)
+            except ValueError as e:
+                raise ConfigError(f"{section}.{key}", str(e)) from None
+        sections[section] = replace(getattr(settings, section), **changes)
+    if "accounts" in sections:
+        path = os.path.expanduser(sections["accounts"].path)
+        if source and not os.path.isabs(path):
+            path = os.path.join(os.path.dirname(os.path.abspath(source)), path)
+        sections["accounts"] = replace(sections["accounts"], path=path)
+    return replace(settings, source=source or settings.source, **sections)
+
+
+def load(path: str | os.PathLike[str] | None) -> Settings:
+    """Read the TOML file at ``path`` (None: defaults only)."""
+    if path is None:
+        return Settings()
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except PermissionError:
+        raise ConfigError(path, "permission denied") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, f"not valid TOML: {e}") from None
+    return parse(document, source=path)
+
+
+def override(settings: Settings, section: str, **changes: Any) -> Settings:
+    """Apply command-line values (already typed) through the same validators."""
+    clean = {}
+    for key, value in changes.items():
+        validator = SCHEMA[section][key]
+        raw = list(value) if isinstance(value, tuple) else value
+        if key == "mapping" and isinstance(value, tuple):
+            raw = dict(value)
+        try:
+            clean[key] = validator(raw)
+        except ValueError as e:
+            raise ConfigError(f"--{key.replace('_', '-')}", str(e)) from None
+    return replace(settings, **{section: replace(getattr(settings, section), **clean)})
+
+
+def is_loopback_endpoint(description: str) -> bool:
+    """Whether a Twisted server endpoint string only accepts local connections.
+
+    ``unix:`` sockets are local. TCP endpoints are loopback only with an explicit
+    loopback ``interface``; ``systemd:`` sockets are unknown, so not loopback.
+    """
+    kind, _, rest = description.partition(":")
+    kind = kind.strip().lower()
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return False
+    params = _endpoint_params(rest)
+    interface = params.get("interface")
+    if interface is None:
+        return False
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint_params(rest: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    parts = re.split(r"(?<!\\):", rest)
+    for part in parts:
+        if "=" in part:
+            key, _, value = part.partition("=")
+            params[key.strip()] = value.replace("\\:", ":").strip()
+    return params

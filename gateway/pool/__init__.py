@@ -1,0 +1,1 @@
+"""Accounts: records, stores, and the pool that chooses one per attempt."""

@@ -1,0 +1,189 @@
+"""What ``twist antigravity-gateway`` runs: command-line options and the service.
+
+Options load and check everything that can be checked before listening
+(config, plugins, the account store), so a bad setting stops start-up with
+one line. The service wires the parts together with the reactor it is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from gateway import config
+from gateway.config import ConfigError, Settings
+from gateway.interfaces import IAccountBackendFactory, IAuthStrategyFactory, IModelMapperFactory, ISelectionPolicyFactory
+from gateway.plugin_loading import build
+from gateway.pool.json_store import StoreError
+
+log = Logger()
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the Gemini API (/v1beta and /v1: generateContent, streamGenerateContent, "
+        "countTokens, models) through Cloud Code v1internal and a pool of Google accounts. "
+        "Settings come from a TOML file (--config, $ANTIGRAVITY_GATEWAY_CONFIG, or "
+        "~/.config/antigravity-gateway/config.toml); options override it. See README.md."
+    )
+    optParameters = [
+        ["config", "c", None, "TOML configuration file."],
+        ["port", "p", None, "Shorthand for --listen tcp:PORT:interface=127.0.0.1."],
+        ["accounts", None, None, "Account store path ([accounts] path)."],
+        ["token-url", None, None, "OAuth token endpoint ([upstream] token_url)."],
+        ["client-id", None, None, "OAuth client id ([upstream] client_id)."],
+        ["client-secret", None, None, "OAuth client secret ([upstream] client_secret)."],
+        ["user-agent", None, None, "User-Agent sent upstream ([upstream] user_agent)."],
+        ["max-attempts", None, None, "Accounts tried per request ([upstream] max_attempts).", int],
+        ["auth-mode", None, None, "off | strict | all_except_health | auto ([auth] mode)."],
+        ["auth-strategy", None, None, "IAuthStrategy plugin name ([auth] strategy)."],
+        ["max-body-bytes", None, None, "Largest request body accepted ([server] max_body_bytes).", int],
+    ]
+    optFlags = [
+        ["allow-public-without-auth", None, "Allow a non-loopback listener with auth off."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["upstream"] = []
+        self["api-key"] = []
+        self.settings: Settings | None = None
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Listen on a Twisted endpoint string (repeatable), e.g. tcp:8045:interface=127.0.0.1, unix:/run/gw.sock, systemd:domain=INET:index=0."""
+        self["listen"].append(endpoint)
+
+    def opt_upstream(self, url: str) -> None:
+        """A Cloud Code host, tried in the order given (repeatable; replaces [upstream] hosts)."""
+        self["upstream"].append(url)
+
+    def opt_api_key(self, key: str) -> None:
+        """An accepted client API key (repeatable; adds to [auth] keys). Prefer the config file: options show in ps."""
+        self["api-key"].append(key)
+
+    def postOptions(self) -> None:
+        try:
+            self.settings = settings_from_options(self)
+            check_startup(self.settings)
+        except (ConfigError, StoreError) as e:
+            raise SystemExit(f"antigravity-gateway: {e}") from None
+
+
+def settings_from_options(options: Any) -> Settings:
+    path = options["config"] or config.default_config_path()
+    settings = config.load(path)
+    listen = list(options["listen"])
+    if options["port"] is not None:
+        listen.insert(0, f"tcp:{options['port']}:interface=127.0.0.1")
+    server: dict[str, Any] = {}
+    if listen:
+        server["listen"] = tuple(listen)
+    if options["max-body-bytes"] is not None:
+        server["max_body_bytes"] = options["max-body-bytes"]
+    if options["allow-public-without-auth"]:
+        server["allow_public_without_auth"] = True
+    upstream: dict[str, Any] = {}
+    if options["upstream"]:
+        upstream["hosts"] = tuple(options["upstream"])
+    for option, key in (("token-url", "token_url"), ("client-id", "client_id"), ("client-secret", "client_secret"),
+                        ("user-agent", "user_agent"), ("max-attempts", "max_attempts")):
+        if options[option] is not None:
+            upstream[key] = options[option]
+    auth: dict[str, Any] = {}
+    if options["auth-mode"] is not None:
+        auth["mode"] = options["auth-mode"]
+    if options["auth-strategy"] is not None:
+        auth["strategy"] = options["auth-strategy"]
+    if options["api-key"]:
+        auth["keys"] = tuple(settings.auth.keys) + tuple(options["api-key"])
+    for section, changes in (("server", server), ("upstream", upstream), ("auth", auth)):
+        if changes:
+            settings = config.override(settings, section, **changes)
+    if options["accounts"] is not None:
+        settings = config.override(settings, "accounts", path=options["accounts"])
+    return settings
+
+
+def check_startup(settings: Settings) -> None:
+    """Everything that must hold before listening; raises ConfigError/StoreError."""
+    mode = settings.effective_auth_mode()
+    if mode == "off":
+        public = [e for e in settings.server.listen if not config.is_loopback_endpoint(e)]
+        if public and not settings.server.allow_public_without_auth:
+            raise ConfigError(
+                "auth.mode",
+                f"auth is off but {public[0]!r} is not a loopback address: set [auth] mode and keys, "
+                "or [server] allow_public_without_auth = true if something in front authenticates",
+            )
+    else:
+        build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings)
+    build(IModelMapperFactory, settings.models.mapper, "models.mapper", settings)
+    build(ISelectionPolicyFactory, settings.accounts.selection, "accounts.selection", settings)
+    backend = build(IAccountBackendFactory, settings.accounts.backend, "accounts.backend", settings)
+    backend.load()
+
+
+class GatewayService(Service):
+    """Builds the gateway on start (with the running reactor) and listens."""
+
+    name = "antigravity-gateway"
+
+    def __init__(self, settings: Settings, reactor: Any = None) -> None:
+        self.settings = settings
+        self._reactor = reactor
+        self.ports: list[Any] = []
+        self.gateway: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        from gateway.assembly import assemble
+
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.gateway = assemble(self.settings, reactor)
+        self._listening = DeferredList(
+            [self._listen(reactor, description) for description in self.settings.server.listen],
+            fireOnOneErrback=True,
+            consumeErrors=True,
+        )
+        self._listening.addErrback(self._listen_failed, reactor)
+
+    def _listen(self, reactor: Any, description: str) -> Deferred[Any]:
+        d = serverFromString(reactor, description).listen(self.gateway.site)
+
+        def listening(port: Any) -> Any:
+            self.ports.append(port)
+            log.info("antigravity-gateway listening on {where}", where=description)
+            return port
+
+        return d.addCallback(listening)
+
+    def _listen_failed(self, failure: Any, reactor: Any) -> None:
+        error = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
+        log.critical("antigravity-gateway cannot listen: {error}", error=str(error))
+        print(f"antigravity-gateway: cannot listen: {error}", file=sys.stderr)
+        reactor.stop()
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        yield DeferredList([port.stopListening() for port in self.ports])
+        self.ports = []
+        if self.gateway is not None:
+            yield self.gateway.close()
+
+
+def makeService(options: Options) -> GatewayService:
+    assert options.settings is not None
+    return GatewayService(options.settings)

@@ -1,0 +1,1 @@
+"""The network edge towards Google: treq calls, token refresh, project discovery."""

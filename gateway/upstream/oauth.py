@@ -1,0 +1,156 @@
+"""Access tokens for pool accounts: refresh ahead of expiry, one refresh in flight per account.
+
+The token endpoint call is the only I/O here; what an answer means (a new
+token, a rotated refresh token, a dead grant) is decided by small pure
+helpers, and the pool stores the result at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import attrs
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred, succeed
+
+from gateway.pool.account import Account
+from gateway.pool.pool import AccountPool
+from gateway.upstream.client import CONNECTION_ERRORS
+
+
+class InvalidGrant(Exception):
+    """The refresh token is dead (revoked, expired, or for another client)."""
+
+
+class TokenEndpointError(Exception):
+    """The token endpoint failed for a reason that may pass; the account stays."""
+
+
+@attrs.frozen
+class Grant:
+    access_token: str
+    expires_in: float
+    refresh_token: str | None = None
+
+
+def parse_token_answer(status: int, body: bytes) -> Grant:
+    """Token endpoint answer -> Grant, or the exception saying what went wrong."""
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise TokenEndpointError(f"token endpoint answered HTTP {status} with a non-JSON body")
+    error = document.get("error")
+    if status != 200 or error:
+        code = error if isinstance(error, str) else (error or {}).get("status", "") if isinstance(error, dict) else ""
+        description = document.get("error_description") or ""
+        if code == "invalid_grant":
+            raise InvalidGrant(f"refresh token rejected (invalid_grant: {description or 'revoked or expired'})")
+        if code in ("invalid_client", "unauthorized_client"):
+            raise InvalidGrant(f"OAuth client rejected ({code}): check [upstream] client_id/client_secret")
+        raise TokenEndpointError(f"token endpoint answered HTTP {status} {code} {description}".strip())
+    token = document.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise TokenEndpointError("token endpoint answer has no access_token")
+    expires = document.get("expires_in", 3600)
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        expires = 3600
+    rotated = document.get("refresh_token")
+    return Grant(token, float(expires), rotated if isinstance(rotated, str) and rotated else None)
+
+
+def apply_grant(account: Account, grant: Grant, now: float) -> Account:
+    return attrs.evolve(
+        account,
+        access_token=grant.access_token,
+        expiry=now + grant.expires_in,
+        refresh_token=grant.refresh_token or account.refresh_token,
+    )
+
+
+class TokenEndpoint:
+    """``POST token_url`` with the refresh-token grant (form-encoded)."""
+
+    def __init__(self, http: HTTPClient, url: str, client_id: str, client_secret: str, timeout: float) -> None:
+        self._http = http
+        self.url = url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._timeout = timeout
+
+    async def refresh(self, refresh_token: str) -> Grant:
+        form = urlencode(
+            {
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+            }
+        ).encode()
+        try:
+            response = await self._http.post(
+                self.url,
+                data=form,
+                headers={b"Content-Type": [b"application/x-www-form-urlencoded"], b"Accept": [b"application/json"]},
+                timeout=self._timeout,
+            )
+            body = await response.content()
+        except CONNECTION_ERRORS as e:
+            raise TokenEndpointError(f"token endpoint unreachable ({type(e).__name__})") from None
+        return parse_token_answer(response.code, body)
+
+
+class AccessTokens:
+    """Hands out valid access tokens; concurrent callers share one refresh."""
+
+    def __init__(self, pool: AccountPool, endpoint: TokenEndpoint, clock: Callable[[], float], margin: float) -> None:
+        self._pool = pool
+        self._endpoint = endpoint
+        self._clock = clock
+        self._margin = margin
+        self._waiters: dict[str, list[Deferred[str]]] = {}
+        self.refreshes = 0
+
+    def token_for(self, email: str, force: bool = False) -> Deferred[str]:
+        """A usable access token for ``email``; ``force`` refreshes even a valid one."""
+        account = self._pool.get(email)
+        if account is None:
+            raise KeyError(email)
+        if not force and email not in self._waiters and account.token_valid(self._clock(), self._margin):
+            return succeed(account.access_token or "")
+        waiter: Deferred[str] = Deferred()
+        if email in self._waiters:
+            self._waiters[email].append(waiter)
+        else:
+            self._waiters[email] = [waiter]
+            Deferred.fromCoroutine(self._refresh(email)).addBoth(self._release, email)
+        return waiter
+
+    async def _refresh(self, email: str) -> str:
+        account = self._pool.get(email)
+        if account is None:
+            raise KeyError(email)
+        self.refreshes += 1
+        try:
+            grant = await self._endpoint.refresh(account.refresh_token)
+        except InvalidGrant as e:
+            self._pool.disable(email, str(e))
+            raise
+        current = self._pool.get(email) or account
+        self._pool.update(apply_grant(current, grant, self._clock()))
+        return grant.access_token
+
+    def _release(self, result: Any, email: str) -> None:
+        for waiter in self._waiters.pop(email, []):
+            if not waiter.called:
+                waiter.callback(result) if not _is_failure(result) else waiter.errback(result)
+        return None
+
+
+def _is_failure(result: Any) -> bool:
+    from twisted.python.failure import Failure
+
+    return isinstance(result, Failure)

@@ -1,0 +1,174 @@
+"""Finding an account's Cloud Code project: ``loadCodeAssist``, then ``onboardUser``.
+
+Runs once per account (the project is stored); concurrent requests for the
+same account share one discovery. What the answers mean is decided by the
+pure helpers at the top; the class only sequences calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+
+from gateway.pool.pool import AccountPool
+from gateway.upstream.client import UpstreamClient, read_body
+
+METADATA = {"ideType": "ANTIGRAVITY", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
+
+
+class AccountIneligible(Exception):
+    """Upstream will not serve this account; the message is for the operator."""
+
+
+class DiscoveryFailed(Exception):
+    """Discovery failed for a reason that may pass (HTTP error, timeout)."""
+
+
+def project_from(value: Any) -> str | None:
+    """``cloudaicompanionProject`` is a string or an object with ``id``."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
+        return value["id"]
+    return None
+
+
+def ineligible_reason(answer: dict[str, Any]) -> str | None:
+    """Why upstream refuses the account, with any validation URL, or None."""
+    reasons = []
+    for tier in answer.get("ineligibleTiers") or []:
+        if not isinstance(tier, dict):
+            continue
+        text = tier.get("reasonCode") or "INELIGIBLE"
+        if tier.get("reasonMessage"):
+            text += f": {tier['reasonMessage']}"
+        url = tier.get("validationUrl") or tier.get("validation_url")
+        if url:
+            text += f" (verify at {url})"
+        reasons.append(text)
+    return "; ".join(reasons) or None
+
+
+def default_tier(answer: dict[str, Any]) -> str:
+    for tier in answer.get("allowedTiers") or []:
+        if isinstance(tier, dict) and tier.get("isDefault") and tier.get("id"):
+            return str(tier["id"])
+    return "free-tier"
+
+
+@attrs.frozen
+class Discovery:
+    """What ``loadCodeAssist`` said: a project now, or how to onboard."""
+
+    project: str | None
+    tier: str
+    ineligible: str | None
+
+
+def read_load_answer(answer: dict[str, Any]) -> Discovery:
+    project = project_from(answer.get("cloudaicompanionProject"))
+    current = answer.get("currentTier") if isinstance(answer.get("currentTier"), dict) else None
+    return Discovery(project if current or project else None, default_tier(answer), ineligible_reason(answer))
+
+
+class ProjectResolver:
+    def __init__(
+        self,
+        pool: AccountPool,
+        client: UpstreamClient,
+        reactor: IReactorTime,
+        poll_interval: float = 2.0,
+        max_polls: int = 30,
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._reactor = reactor
+        self._poll_interval = poll_interval
+        self._max_polls = max_polls
+        self._inflight: dict[str, list[Deferred[str]]] = {}
+
+    def project_for(self, email: str, token: str) -> Deferred[str]:
+        account = self._pool.get(email)
+        if account is not None and account.project_id:
+            d: Deferred[str] = Deferred()
+            d.callback(account.project_id)
+            return d
+        waiter: Deferred[str] = Deferred()
+        if email in self._inflight:
+            self._inflight[email].append(waiter)
+        else:
+            self._inflight[email] = [waiter]
+            Deferred.fromCoroutine(self._discover(email, token)).addBoth(self._release, email)
+        return waiter
+
+    def _release(self, result: Any, email: str) -> None:
+        from twisted.python.failure import Failure
+
+        for waiter in self._inflight.pop(email, []):
+            if waiter.called:
+                continue
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+    async def _discover(self, email: str, token: str) -> str:
+        answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)
+        found = read_load_answer(answer)
+        project = found.project
+        if project is None:
+            if found.ineligible and not answer.get("allowedTiers"):
+                self._pool.disable(email, f"not eligible for Cloud Code: {found.ineligible}")
+                raise AccountIneligible(found.ineligible)
+            project = await self._onboard(found.tier, token)
+        if project is None:
+            reason = found.ineligible or "onboarding returned no project"
+            self._pool.disable(email, f"no Cloud Code project: {reason}")
+            raise AccountIneligible(reason)
+        account = self._pool.get(email)
+        if account is not None:
+            self._pool.update(attrs.evolve(account, project_id=project))
+        return project
+
+    async def _onboard(self, tier: str, token: str) -> str | None:
+        body: dict[str, Any] = {"tierId": tier, "metadata": METADATA}
+        operation = await self._post("onboardUser", body, token)
+        for _ in range(self._max_polls):
+            if operation.get("done"):
+                response = operation.get("response") or {}
+                return project_from(response.get("cloudaicompanionProject"))
+            name = operation.get("name")
+            await deferLater(self._reactor, self._poll_interval, lambda: None)
+            if name:
+                operation = await self._get(str(name), token)
+            else:
+                operation = await self._post("onboardUser", body, token)
+        raise DiscoveryFailed("onboarding did not finish in time")
+
+    async def _post(self, method: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+        answer = await self._client.call(method, json.dumps(body).encode(), token)
+        return await _json_answer(method, answer)
+
+    async def _get(self, name: str, token: str) -> dict[str, Any]:
+        answer = await self._client.get(name, token)
+        return await _json_answer(name, answer)
+
+
+async def _json_answer(what: str, answer: Any) -> dict[str, Any]:
+    body = await read_body(answer.response)
+    if answer.code != 200:
+        raise DiscoveryFailed(f"{what} answered HTTP {answer.code}")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise DiscoveryFailed(f"{what} answered non-JSON") from None
+    if not isinstance(document, dict):
+        raise DiscoveryFailed(f"{what} answered {type(document).__name__}, not an object")
+    return document
+
+

@@ -1,0 +1,203 @@
+"""The Gemini API routes, as thin Klein handlers over the forwarder and relay.
+
+Every path answers JSON: errors are google.rpc.Status bodies with the right
+HTTP status, including unknown routes and methods. The same routes are served
+under ``/v1beta``, ``/v1`` (google-genai 3.x) and ``/v1alpha``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from gateway import __version__
+from gateway.forward import Forwarder
+from gateway.interfaces import IModelMapper
+from gateway.protocol import envelope, models
+from gateway.protocol.errors import GatewayError, error_body
+from gateway.protocol.paths import parse_model_call, wants_sse
+from gateway.upstream.client import read_body
+from gateway.web.relay import StreamFormat, StreamRelay
+
+JSON = b"application/json; charset=UTF-8"
+VERSIONS = "any(v1beta, v1, v1alpha)"
+log = Logger()
+
+
+def read_json(request: IRequest) -> Any:
+    """The request body as JSON, or a 400 that says what is wrong with it."""
+    raw = request.content.read() if request.content is not None else b""
+    if not raw.strip():
+        raise GatewayError(400, "The request body is empty; send a JSON object.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise GatewayError(400, f"Invalid JSON payload received: {e}.") from None
+
+
+class ModelCatalogue:
+    """Public models, from upstream ``fetchAvailableModels``, cached for a while."""
+
+    def __init__(self, forwarder: Forwarder, clock: Callable[[], float], ttl: float) -> None:
+        self._forwarder = forwarder
+        self._clock = clock
+        self._ttl = ttl
+        self._models: list[dict[str, Any]] | None = None
+        self._fetched = 0.0
+
+    async def models(self) -> list[dict[str, Any]]:
+        if self._models is not None and self._clock() - self._fetched < self._ttl:
+            return self._models
+        answer = await self._forwarder.available_models()
+        body = await read_body(answer.upstream.response, limit=16 * 1024 * 1024)
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise GatewayError(502, "Cloud Code answered fetchAvailableModels with non-JSON; retry shortly.") from None
+        self._models = models.catalogue_from_upstream(document)
+        self._fetched = self._clock()
+        return self._models
+
+
+class GatewayApp:
+    app = Klein()
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        mapper: IModelMapper,
+        reactor: IReactorTime,
+        stream_idle_timeout: float,
+        models_cache_seconds: float,
+    ) -> None:
+        self.forwarder = forwarder
+        self.mapper = mapper
+        self.reactor = reactor
+        self.stream_idle_timeout = stream_idle_timeout
+        self.catalogue = ModelCatalogue(forwarder, reactor.seconds, models_cache_seconds)
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # -- errors --
+
+    @app.handle_errors(GatewayError)
+    def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
+        error: GatewayError = failure.value
+        return self._error(request, error)
+
+    @app.handle_errors(NotFound)
+    def _not_found(self, request: IRequest, failure: Any) -> bytes:
+        path = request.path.decode("latin-1", "replace")
+        return self._error(request, GatewayError(404, f"Unknown route {path}: see the README for the routes this gateway serves."))
+
+    @app.handle_errors(MethodNotAllowed)
+    def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        method = request.method.decode("latin-1", "replace")
+        path = request.path.decode("latin-1", "replace")
+        request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
+        return self._error(request, GatewayError(405, f"Method {method} is not allowed on {path}.", "NOT_FOUND"))
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        return self._error(request, GatewayError(500, "Internal gateway error; it has been logged. Retry the request."))
+
+    @staticmethod
+    def _error(request: IRequest, error: GatewayError) -> bytes:
+        request.setResponseCode(error.code)
+        request.setHeader(b"Content-Type", JSON)
+        for name, value in error.headers.items():
+            request.setHeader(name.encode(), value.encode())
+        return error.to_body()
+
+    # -- routes --
+
+    @app.route("/healthz", methods=["GET", "HEAD"])
+    def healthz(self, request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", JSON)
+        return json.dumps({"status": "ok", "version": __version__}).encode()
+
+    @app.route(f"/<{VERSIONS}:version>/models", methods=["GET"])
+    async def list_models(self, request: IRequest, version: str) -> bytes:
+        catalogue = await self.catalogue.models()
+        page = models.paginate(catalogue, _arg(request, b"pageSize"), _arg(request, b"pageToken"))
+        request.setHeader(b"Content-Type", JSON)
+        return json.dumps(page).encode()
+
+    @app.route(f"/<{VERSIONS}:version>/models/<path:rest>", methods=["GET"])
+    async def get_model(self, request: IRequest, version: str, rest: str) -> bytes:
+        model_id, action = parse_model_call(rest)
+        if action is not None:
+            raise GatewayError(405, f"Method GET is not allowed on :{action}; use POST.", "NOT_FOUND")
+        catalogue = await self.catalogue.models()
+        request.setHeader(b"Content-Type", JSON)
+        return json.dumps(models.find_model(catalogue, model_id)).encode()
+
+    @app.route(f"/<{VERSIONS}:version>/models/<path:rest>", methods=["POST"])
+    async def model_action(self, request: IRequest, version: str, rest: str) -> bytes | None:
+        model_id, action = parse_model_call(rest)
+        if action is None:
+            raise GatewayError(405, f"Method POST is not allowed on models/{model_id}; use models/{model_id}:generateContent.", "NOT_FOUND")
+        if action in models.UNIMPLEMENTED_ACTIONS:
+            raise GatewayError(
+                501,
+                f"{action} is not available through this gateway: Cloud Code has no embeddings or batch API. "
+                "Use the Gemini API directly for it.",
+            )
+        if action not in models.MODEL_ACTIONS:
+            raise GatewayError(404, f"Unknown action {action!r} on models/{model_id}: use generateContent, streamGenerateContent or countTokens.")
+        body = read_json(request)
+        upstream_model = self.mapper.map(model_id)
+        if action == "countTokens":
+            return await self._count_tokens(request, upstream_model, body)
+        valid = envelope.validate_generate_request(body)
+        if action == "generateContent":
+            return await self._generate(request, upstream_model, valid)
+        await self._stream(request, upstream_model, valid, sse=wants_sse(request.args))
+        return None
+
+    async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
+        forwarded = await self.forwarder.generate(model, body, stream=False)
+        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        request.setHeader(b"Content-Type", JSON)
+        return _unwrapped(raw)
+
+    async def _count_tokens(self, request: IRequest, model: str, body: Any) -> bytes:
+        forwarded = await self.forwarder.count_tokens(model, body)
+        raw = await read_body(forwarded.upstream.response)
+        request.setHeader(b"Content-Type", JSON)
+        return _unwrapped(raw)
+
+    async def _stream(self, request: IRequest, model: str, body: dict[str, Any], *, sse: bool) -> None:
+        forwarded = await self.forwarder.generate(model, body, stream=True)
+        fmt = StreamFormat(sse)
+        request.setHeader(b"Content-Type", fmt.content_type)
+        if sse:
+            request.setHeader(b"Cache-Control", b"no-cache")
+            request.setHeader(b"X-Accel-Buffering", b"no")
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        forwarded.upstream.response.deliverBody(relay)
+        await relay.done
+
+
+def _arg(request: IRequest, name: bytes) -> str | None:
+    values = request.args.get(name)
+    return values[-1].decode("utf-8", "replace") if values else None
+
+
+def _unwrapped(raw: bytes) -> bytes:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise GatewayError(502, "Cloud Code answered with something that is not JSON; retry the request.") from None
+    return json.dumps(envelope.unwrap(document), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+__all__ = ["GatewayApp", "error_body"]

@@ -1,0 +1,58 @@
+"""The auth wrapper: a leaf resource that checks the credential, then delegates.
+
+Which paths need a credential is the mode's job (``needs_auth``, pure); whether
+a credential is good is the IAuthStrategy's. A 401 never echoes the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+
+from gateway.interfaces import IAuthStrategy
+from gateway.protocol.credentials import extract_credential
+from gateway.protocol.errors import error_body
+
+OPEN_PATHS = frozenset({b"/healthz"})
+
+
+def needs_auth(mode: str, path: bytes) -> bool:
+    """``mode`` is already resolved (never ``auto``)."""
+    if mode == "off":
+        return False
+    if mode == "all_except_health":
+        return path not in OPEN_PATHS
+    return True
+
+
+def _headers(request: IRequest) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
+
+
+def _query(request: IRequest) -> dict[str, list[str]]:
+    return {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in (request.args or {}).items()}
+
+
+class AuthWrapper(Resource):
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource, strategy: IAuthStrategy, mode: str) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        self.strategy = strategy
+        self.mode = mode
+
+    def render(self, request: IRequest) -> Any:
+        if needs_auth(self.mode, request.path):
+            credential = extract_credential(_headers(request), _query(request))
+            if not self.strategy.authenticate(credential):
+                request.setResponseCode(401)
+                request.setHeader(b"Content-Type", b"application/json; charset=UTF-8")
+                if credential is None:
+                    message = "API key required: send it as x-goog-api-key, ?key=, Authorization: Bearer or x-api-key."
+                else:
+                    message = "API key not valid. Please pass a valid API key configured in [auth] keys."
+                return error_body(401, message, "UNAUTHENTICATED")
+        return self.wrapped.render(request)
