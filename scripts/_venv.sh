@@ -1,0 +1,20 @@
+# Sourced by the scripts: make .venv (Python 3.11+) and install the project into it once.
+# Editable installs use editable_mode=strict: the default import-hook finder hides
+# Twisted plugins from `twist` (see shared/TWISTED.md).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ANTIGRAVITY_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required (found: $("$PY" --version 2>&1))" >&2; exit 1; }
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
+STAMP="$VENV/.installed-$1"
+if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT$2" --config-settings editable_mode=strict
+  # Editable strict mode links files that existed at install time; re-linking on
+  # each setup.cfg change keeps new modules visible. Warm the plugin cache once.
+  "$VENV/bin/python" -c 'from twisted.plugin import getPlugins, IPlugin; import gateway.plugins, twisted.plugins; list(getPlugins(IPlugin)); list(getPlugins(IPlugin, gateway.plugins))' || true
+  touch "$STAMP"
+fi
