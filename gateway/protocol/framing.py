@@ -14,8 +14,15 @@ EVENT_END = b"\r\n\r\n"
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact one-line JSON (no newline can break an SSE ``data:`` line)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact one-line JSON (no newline can break an SSE ``data:`` line).
+
+    UTF-8 as is; a string holding a lone surrogate (valid JSON ``\\ud800``
+    that cannot be UTF-8) falls back to ASCII escapes instead of raising.
+    """
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
 def sse_event(obj: Any) -> bytes:
@@ -33,57 +40,79 @@ class SSEParser:
 
     Events end at a blank line (``\\n\\n``, ``\\r\\n\\r\\n`` or ``\\r\\r``); multi-line
     ``data:`` fields are joined with ``\\n``; comments and other fields are
-    ignored. Buffers at most one partial event.
+    ignored; a UTF-8 BOM opening the stream is dropped. Buffers at most one
+    partial event (``max_event_bytes``, ValueError beyond). Work per chunk is
+    linear in the chunk: the buffer is never rescanned from its start.
     """
 
     def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer known to hold no line end
         self._data: list[bytes] = []
+        self._data_size = 0
         self._max = max_event_bytes
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Consume ``chunk``; return the data of every event it completed."""
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
+        if not self._started:
+            if len(buffer) < 3 and b"\xef\xbb\xbf".startswith(bytes(buffer)):
+                return []
+            self._started = True
+            if buffer.startswith(b"\xef\xbb\xbf"):
+                del buffer[:3]
         events: list[bytes] = []
+        pos = 0
+        size = len(buffer)
+        cr = buffer.find(b"\r", self._scanned)
+        lf = buffer.find(b"\n", self._scanned)
         while True:
-            line, sep, rest = self._next_line(self._buffer)
-            if not sep:
+            if cr != -1 and cr < pos:
+                cr = buffer.find(b"\r", pos)
+            if lf != -1 and lf < pos:
+                lf = buffer.find(b"\n", pos)
+            if cr == -1 and lf == -1:
                 break
-            self._buffer = rest
-            self._line(line, events)
-        if len(self._buffer) > self._max:
+            if cr == -1 or (lf != -1 and lf < cr):
+                line_end, pos_next = lf, lf + 1
+            elif cr == size - 1:
+                break  # a lone \r at the very end may be the first half of \r\n: wait for more
+            elif buffer[cr + 1] == 0x0A:
+                line_end, pos_next = cr, cr + 2
+            else:
+                line_end, pos_next = cr, cr + 1
+            self._line(bytes(buffer[pos:line_end]), events)
+            pos = pos_next
+        if pos:
+            del buffer[:pos]
+        self._scanned = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
+        if len(buffer) + self._data_size > self._max:
             raise ValueError("SSE event larger than the configured limit")
         return events
 
     def close(self) -> list[bytes]:
         """End of stream: an event left without its blank line still counts."""
         events: list[bytes] = []
-        if self._buffer:
-            self._line(self._buffer, events)
-            self._buffer = b""
+        rest = bytes(self._buffer)
+        if not self._started and rest == b"\xef\xbb\xbf"[: len(rest)]:
+            rest = b""
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        if rest:
+            self._line(rest, events)
+        self._buffer = bytearray()
+        self._scanned = 0
         self._line(b"", events)
         return events
-
-    @staticmethod
-    def _next_line(buffer: bytes) -> tuple[bytes, bool, bytes]:
-        cr = buffer.find(b"\r")
-        lf = buffer.find(b"\n")
-        if cr == -1 and lf == -1:
-            return b"", False, buffer
-        if cr == -1 or (lf != -1 and lf < cr):
-            return buffer[:lf], True, buffer[lf + 1 :]
-        # A lone \r at the very end may be the first half of \r\n: wait for more.
-        if cr == len(buffer) - 1:
-            return b"", False, buffer
-        if buffer[cr + 1 : cr + 2] == b"\n":
-            return buffer[:cr], True, buffer[cr + 2 :]
-        return buffer[:cr], True, buffer[cr + 1 :]
 
     def _line(self, line: bytes, events: list[bytes]) -> None:
         if not line:
             if self._data:
                 events.append(b"\n".join(self._data))
                 self._data = []
+                self._data_size = 0
             return
         if line.startswith(b":"):
             return
@@ -92,6 +121,7 @@ class SSEParser:
             value = value[1:]
         if field == b"data":
             self._data.append(value)
+            self._data_size += len(value) + 1
 
 
 class JSONArrayWriter:
@@ -107,6 +137,8 @@ class JSONArrayWriter:
 
     def element(self, payload: bytes) -> bytes:
         """Bytes that add one already-serialised JSON element to the array."""
+        if self.closed:
+            raise ValueError("JSON array already ended")
         if self._started:
             return b",\r\n" + payload
         self._started = True
