@@ -17,7 +17,7 @@ from gateway.pool.pool import AccountPool
 from gateway.protocol import envelope
 from gateway.protocol.classify import UpstreamFailure, classify, client_error
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body
+from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
 from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
 
@@ -112,14 +112,18 @@ class Forwarder:
                 last = GatewayError(503, f"A pool account cannot use Cloud Code: {e}")
                 self.pool.failed(account.email, "ineligible")
                 continue
-            except (TokenEndpointError, DiscoveryFailed, UpstreamUnreachable) as e:
+            except UpstreamUnreachable as e:
+                last = unreachable_error(e)
+                self.pool.failed(account.email, "unreachable")
+                continue
+            except (TokenEndpointError, DiscoveryFailed) as e:
                 last = GatewayError(503, f"Could not prepare a pool account: {e}. Retry shortly.")
                 self.pool.failed(account.email, type(e).__name__)
                 continue
             try:
                 answer = await self.client.call(method, payload(account, project), token, stream=stream)
             except UpstreamUnreachable as e:
-                last = GatewayError(503, f"Cloud Code is unreachable: {e}. Check [upstream] hosts and the network, then retry.")
+                last = unreachable_error(e)
                 self.pool.failed(account.email, "unreachable")
                 continue
             if answer.code == 200:
@@ -142,4 +146,5 @@ class Forwarder:
         self.pool.failed(account.email, failure.kind)
         if failure.kind == "unauthorized":
             # The stored token is rejected: the next use must refresh it.
-            self.pool.update(attrs.evolve(account, expiry=0.0))
+            current = self.pool.get(account.email) or account
+            self.pool.update(attrs.evolve(current, expiry=0.0))

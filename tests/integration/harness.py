@@ -31,7 +31,8 @@ CLIENT_SECRET = "emulator-client-secret"
 
 def accounts(n: int, *, projects: bool = True) -> list[EmulatorAccount]:
     return [
-        EmulatorAccount(f"user{i}@example.com", f"1//refresh-{i}", f"project-{i}" if projects else None, "standard-tier")
+        EmulatorAccount(f"user{i}@example.com", f"1//refresh-{i}", f"project-{i}" if projects else None,
+                          "standard-tier" if projects else "free-tier")
         for i in range(n)
     ]
 
