@@ -80,13 +80,19 @@ async def _close_connections(port: Any) -> None:
     protocols = list(getattr(port.factory, "_open", {}))
     waits = []
     for protocol in protocols:
-        if protocol.transport is not None:
+        transport = channel_transport(protocol)
+        if transport is not None:
             d: Deferred[None] = Deferred()
             port.factory._closed.setdefault(protocol, []).append(d)
-            protocol.transport.abortConnection()
+            transport.abortConnection()
             waits.append(d)
     if waits:
         await DeferredList(waits)
+
+
+def channel_transport(protocol: Any) -> Any:
+    """The TCP transport under a Site's protocol (the HTTP channel is wrapped)."""
+    return getattr(getattr(protocol, "_channel", protocol), "transport", None)
 
 
 def track_connections(site: Factory) -> None:
