@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
 from gateway.protocol import envelope, models
+from gateway.protocol.enums import enum_names
 from gateway.protocol.errors import GatewayError, error_body
 from gateway.protocol.paths import parse_model_call, wants_sse
 from gateway.upstream.client import read_body
@@ -157,7 +158,7 @@ class GatewayApp:
         upstream_model = self.mapper.map(model_id)
         if action == "countTokens":
             return await self._count_tokens(request, upstream_model, body)
-        valid = envelope.validate_generate_request(body)
+        valid = enum_names(envelope.validate_generate_request(body))
         if action == "generateContent":
             return await self._generate(request, upstream_model, valid)
         await self._stream(request, upstream_model, valid, sse=wants_sse(request.args))
