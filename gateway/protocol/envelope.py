@@ -140,6 +140,8 @@ def wrap(
     """
     bare = strip_models_prefix(model)
     inner = {k: v for k, v in request.items() if k not in ("model", "session_id", "sessionId")}
+    if isinstance(inner.get("contents"), list):
+        inner["contents"] = with_roles(inner["contents"])
     inner["sessionId"] = session_id
     return {
         "model": bare,
@@ -202,7 +204,22 @@ def wrap_count_tokens(body: object, model: str) -> dict[str, Any]:
         lead = _prompt_turn(inner)
         if lead is not None:
             contents.insert(0, lead)
-    return {"request": {"model": "models/" + bare, "contents": contents}}
+    return {"request": {"model": "models/" + bare, "contents": with_roles(contents)}}
+
+
+def with_roles(contents: list[Any]) -> list[Any]:
+    """Contents with a missing ``role`` set to ``user``.
+
+    The public API lets a single-turn request omit the role (google-generativeai's
+    ``count_tokens("Hello")`` does); Cloud Code insists on one. The list is
+    returned as it is when nothing is missing (the common case: no copy).
+    """
+    if all(not isinstance(c, dict) or c.get("role") for c in contents):
+        return contents
+    return [
+        {**c, "role": "user"} if isinstance(c, dict) and not c.get("role") else c
+        for c in contents
+    ]
 
 
 def unwrap(obj: object) -> object:

@@ -60,7 +60,7 @@ class ModelCatalogue:
         try:
             document = json.loads(body)
         except ValueError:
-            raise GatewayError(502, "Cloud Code answered fetchAvailableModels with non-JSON; retry shortly.") from None
+            raise GatewayError(503, "Cloud Code answered fetchAvailableModels with non-JSON; retry shortly.") from None
         self._models = models.catalogue_from_upstream(document)
         self._fetched = self._clock()
         return self._models
@@ -197,7 +197,7 @@ def _unwrapped(raw: bytes) -> bytes:
     try:
         document = json.loads(raw)
     except ValueError:
-        raise GatewayError(502, "Cloud Code answered with something that is not JSON; retry the request.") from None
+        raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
     return json.dumps(envelope.unwrap(document), separators=(",", ":"), ensure_ascii=False).encode()
 
 

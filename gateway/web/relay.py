@@ -77,7 +77,7 @@ class StreamRelay(Protocol):
         try:
             payloads = self.parser.feed(data)
         except ValueError:
-            self._fail(502, "Cloud Code sent an event larger than the gateway accepts; the stream was stopped.")
+            self._fail(503, "Cloud Code sent an event larger than the gateway accepts; the stream was stopped.")
             return
         for payload in payloads:
             self._emit(payload)
@@ -88,7 +88,7 @@ class StreamRelay(Protocol):
             for payload in self.parser.close():
                 self._emit(payload)
             if not reason.check(ResponseDone, PotentialDataLoss):
-                self._write(self.fmt.error(502, "Cloud Code ended the stream unexpectedly; retry the request."))
+                self._write(self.fmt.error(503, "Cloud Code ended the stream unexpectedly; retry the request."))
             self._write(self.fmt.end())
         if not self._client_gone:
             self.request.unregisterProducer()
@@ -103,7 +103,7 @@ class StreamRelay(Protocol):
         try:
             out = self.fmt.event(payload)
         except ValueError:
-            self._fail(502, "Cloud Code sent an event that is not JSON; the stream was stopped.")
+            self._fail(503, "Cloud Code sent an event that is not JSON; the stream was stopped.")
             return
         self.events += 1
         if self.on_event is not None:

@@ -41,7 +41,7 @@ async def test_upstream_cut_mid_stream_ends_with_an_error_event(tmp_path: Path) 
         events = sse_events(await treq.content(response))
         assert response.code == 200
         assert [("candidates" in e) for e in events] == [True, True, False]
-        assert events[-1]["error"]["code"] == 502 and events[-1]["error"]["status"] == "UNAVAILABLE"
+        assert events[-1]["error"]["code"] == 503 and events[-1]["error"]["status"] == "UNAVAILABLE"
 
 
 @pytest_twisted.ensureDeferred
@@ -72,7 +72,7 @@ async def test_json_array_stream_stays_valid_json_after_a_cut(tmp_path: Path) ->
         stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "cut", "after_events": 2})
         response = await stack.post(ARRAY, ask("stream 6 events"))
         elements = json.loads(await treq.content(response))
-        assert len(elements) == 3 and elements[-1]["error"]["code"] == 502
+        assert len(elements) == 3 and elements[-1]["error"]["code"] == 503
 
 
 @pytest_twisted.ensureDeferred

@@ -353,3 +353,16 @@ def test_new_request_id_unique_and_prefixed() -> None:
     assert len(ids) == 100
     for rid in ids:
         assert re.fullmatch(r"agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", rid)
+
+
+def test_missing_roles_become_user_upstream() -> None:
+    from gateway.protocol.envelope import wrap, wrap_count_tokens
+
+    request = {"contents": [{"parts": [{"text": "hi"}]}]}
+    wrapped = wrap(request, model="m", project="p", request_id="r", session_id="s")
+    assert wrapped["request"]["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+    assert request == {"contents": [{"parts": [{"text": "hi"}]}]}
+    counted = wrap_count_tokens({"generateContentRequest": request}, "m")
+    assert all(c["role"] for c in counted["request"]["contents"])
+    kept = wrap({"contents": [{"role": "model", "parts": [{"text": "x"}]}]}, model="m", project="p", request_id="r", session_id="s")
+    assert kept["request"]["contents"][0]["role"] == "model"
