@@ -12,7 +12,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.installed-$1"
 if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT$2" --config-settings editable_mode=strict
+  LOG="$VENV/install.log"
+  if ! "$VENV/bin/python" -m pip install --quiet -e "$ROOT$2" --config-settings editable_mode=strict >"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    echo "installing the project into $VENV failed (log above)" >&2
+    exit 1
+  fi
   # Editable strict mode links files that existed at install time; re-linking on
   # each setup.cfg change keeps new modules visible. Warm the plugin cache once.
   "$VENV/bin/python" -c 'from twisted.plugin import getPlugins, IPlugin; import gateway.plugins, twisted.plugins; list(getPlugins(IPlugin)); list(getPlugins(IPlugin, gateway.plugins))' || true
