@@ -11,7 +11,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
 fi
 STAMP="$VENV/.installed-$1"
-if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+# Strict editable installs link the files that exist at install time: reinstall
+# when packaging changes or a module is added or removed.
+FILES="$(cd "$ROOT" && find gateway twisted -name '*.py' | sort | cksum)"
+if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$(cat "$STAMP")" != "$FILES" ]; then
   LOG="$VENV/install.log"
   if ! "$VENV/bin/python" -m pip install --quiet -e "$ROOT$2" --config-settings editable_mode=strict >"$LOG" 2>&1; then
     cat "$LOG" >&2
@@ -21,5 +24,5 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ] || [ "$ROOT/pyproject
   # Editable strict mode links files that existed at install time; re-linking on
   # each setup.cfg change keeps new modules visible. Warm the plugin cache once.
   "$VENV/bin/python" -c 'from twisted.plugin import getPlugins, IPlugin; import gateway.plugins, twisted.plugins; list(getPlugins(IPlugin)); list(getPlugins(IPlugin, gateway.plugins))' || true
-  touch "$STAMP"
+  echo "$FILES" > "$STAMP"
 fi
