@@ -11,7 +11,6 @@ from typing import Any
 import attrs
 from treq.client import HTTPClient
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError as TxTimeoutError
-from twisted.internet.defer import CancelledError
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
@@ -121,5 +120,3 @@ async def read_body(response: IResponse, limit: int = MAX_ERROR_BODY) -> bytes:
     body = await treq.content(response)
     return body[:limit]
 
-
-__all__ = ["UpstreamClient", "UpstreamResponse", "UpstreamUnreachable", "CancelledError", "read_body", "discard"]

@@ -21,7 +21,7 @@ from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
 from gateway.protocol import envelope, models
 from gateway.protocol.enums import enum_names
-from gateway.protocol.errors import GatewayError, error_body
+from gateway.protocol.errors import GatewayError
 from gateway.protocol.paths import parse_model_call, wants_sse
 from gateway.upstream.client import read_body
 from gateway.web.relay import StreamFormat, StreamRelay
@@ -200,5 +200,3 @@ def _unwrapped(raw: bytes) -> bytes:
         raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
     return json.dumps(envelope.unwrap(document), separators=(",", ":"), ensure_ascii=False).encode()
 
-
-__all__ = ["GatewayApp", "error_body"]
