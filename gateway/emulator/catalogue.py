@@ -54,6 +54,8 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("claude-sonnet-4-5", "Claude Sonnet 4.5", 200_000, 64_000, provider="anthropic"),
     ModelSpec("claude-sonnet-4-5-thinking", "Claude Sonnet 4.5 (Thinking)", 200_000, 64_000, supports_thinking=True, thinking_budget=32_000, provider="anthropic"),
     ModelSpec("claude-opus-4-5-thinking", "Claude Opus 4.5 (Thinking)", 200_000, 64_000, supports_thinking=True, thinking_budget=32_000, provider="anthropic"),
+    ModelSpec("claude-sonnet-4-6", "Claude Sonnet 4.6", 200_000, 64_000, supports_thinking=True, thinking_budget=32_000, provider="anthropic"),
+    ModelSpec("claude-opus-4-6-thinking", "Claude Opus 4.6 (Thinking)", 200_000, 64_000, supports_thinking=True, thinking_budget=32_000, provider="anthropic"),
 )
 
 #: Old ids upstream still names in ``deprecatedModelIds`` (emulator's guess at the shape).

@@ -347,6 +347,7 @@ def validate_request(obj: Any, spec: ModelSpec, path: str = "request") -> dict[s
     if contents is None or (isinstance(contents, list) and not contents):
         raise bad_request("contents is not specified", _join(path, "contents"))
     req["contents"] = validate_contents(contents, _join(path, "contents"))
+    check_call_signatures(req["contents"], spec)
     if "systemInstruction" in req:
         req["systemInstruction"] = validate_content(req["systemInstruction"], _join(path, "systemInstruction"), system=True)
     if "tools" in req:
@@ -387,6 +388,35 @@ def validate_contents(contents: Any, path: str) -> list[dict[str, Any]]:
             raise bad_request("Please ensure that function call turn comes immediately after a user turn or after a function response turn.")
         previous = turn
     return out
+
+
+def check_call_signatures(contents: list[dict[str, Any]], spec: ModelSpec) -> None:
+    """Gemini 3: the first functionCall of each model step in the current turn needs its thoughtSignature.
+
+    The current turn starts at the last user content that is not only
+    function responses. Any valid base64 passes (including the documented
+    ``skip_thought_signature_validator`` sentinel): the emulator checks that
+    a signature came back, not that it is the one it issued.
+    """
+    if not spec.id.startswith("gemini-3"):
+        return
+    start = 0
+    for index, turn in enumerate(contents):
+        if turn["role"] == "user" and not all("functionResponse" in p for p in turn["parts"]):
+            start = index
+    for index in range(start, len(contents)):
+        turn = contents[index]
+        if turn["role"] != "model":
+            continue
+        position = next((i for i, p in enumerate(turn["parts"]) if "functionCall" in p), None)
+        if position is not None and not turn["parts"][position].get("thoughtSignature"):
+            name = turn["parts"][position]["functionCall"].get("name")
+            raise bad_request(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+                f"correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
+                f"function call `default_api:{name}` , position {position + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
 
 
 def validate_content(obj: Any, path: str, system: bool = False) -> dict[str, Any]:
@@ -707,6 +737,7 @@ class Answer:
     thought: str | None = None
     signature: str | None = None
     function_call: dict[str, Any] | None = None
+    call_signature: str | None = None
     image: dict[str, Any] | None = None
     events: int = 5
     candidates: int = 1
@@ -736,6 +767,17 @@ def last_user_text(contents: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _function_results(contents: list[dict[str, Any]]) -> str:
+    """``Results: NAME={response}; …`` when the last user turn only answers function calls."""
+    for turn in reversed(contents):
+        if turn.get("role") == "user":
+            results = [p["functionResponse"] for p in turn["parts"] if "functionResponse" in p]
+            if not results:
+                return ""
+            return "Results: " + "; ".join(f"{r.get('name')}={_canonical(r.get('response'))}" for r in results)
+    return ""
+
+
 def _declared_functions(tools: list[dict[str, Any]] | None) -> set[str]:
     names: set[str] = set()
     for tool in tools or []:
@@ -751,7 +793,7 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
     ``call function NAME`` -> a functionCall when NAME is a declared tool.
     """
     said = last_user_text(req["contents"])
-    text = ("Echo: " + said) if said else LOREM
+    text = ("Echo: " + said) if said else (_function_results(req["contents"]) or LOREM)
     events = default_events
     match = re.search(r"stream\s+(\d+)\s+events?", said, re.I)
     if match:
@@ -770,6 +812,9 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
     if match and match.group(1) in _declared_functions(req.get("tools")):
         answer.function_call = {"name": match.group(1), "args": {"requested_by": "emulator"}}
         answer.text = f"Calling {match.group(1)}."
+        if spec.id.startswith("gemini-3"):
+            # Gemini 3 signs every function call, thinking shown or not.
+            answer.call_signature = base64.b64encode(hashlib.sha256(("call-sig:" + request_id).encode()).digest()).decode()
     thinking = cfg.get("thinkingConfig", {})
     if spec.supports_thinking and thinking.get("includeThoughts"):
         answer.thought = "Thinking about: " + (said[:60] or "the request")
@@ -818,7 +863,10 @@ def _parts(answer: Answer, text: str, first: bool, last: bool) -> list[dict[str,
             part["thoughtSignature"] = answer.signature
         parts.append(part)
     if last and answer.function_call:
-        parts.append({"functionCall": dict(answer.function_call)})
+        call: dict[str, Any] = {"functionCall": dict(answer.function_call)}
+        if answer.call_signature:
+            call["thoughtSignature"] = answer.call_signature
+        parts.append(call)
     if last and answer.image:
         parts.append({"inlineData": dict(answer.image)})
     return parts
