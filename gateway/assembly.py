@@ -24,6 +24,7 @@ from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
 from gateway.web.app import GatewayApp
 from gateway.web.auth import AuthWrapper
+from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
 from gateway.web.site import GatewaySite
 
 
@@ -61,6 +62,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     projects = ProjectResolver(pool, client, reactor)
     forwarder = Forwarder(pool, tokens, projects, client, up.max_attempts, reactor.seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, up.models_cache_seconds)
-    root = AuthWrapper(web.resource(), strategy, mode)
+    compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
+    root = CompatDispatch(AuthWrapper(web.resource(), strategy, mode), ShapedAuth(compat.resource(), strategy, mode))
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor)
     return Gateway(settings, site, pool, forwarder, tokens, http_pool)

@@ -17,6 +17,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway import __version__
+from gateway.compat import models as compat_models
 from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
 from gateway.protocol import envelope, models
@@ -129,6 +130,8 @@ class GatewayApp:
     async def list_models(self, request: IRequest, version: str) -> bytes:
         catalogue = await self.catalogue.models()
         page = models.paginate(catalogue, _arg(request, b"pageSize"), _arg(request, b"pageToken"))
+        # One answer for google-genai (models), the OpenAI SDK (object/data) and Claude Code (anthropic-version).
+        page = compat_models.list_answer(page, catalogue, anthropic=_anthropic(request))
         request.setHeader(b"Content-Type", JSON)
         return json.dumps(page).encode()
 
@@ -139,7 +142,8 @@ class GatewayApp:
             raise GatewayError(405, f"Method GET is not allowed on :{action}; use POST.", "NOT_FOUND")
         catalogue = await self.catalogue.models()
         request.setHeader(b"Content-Type", JSON)
-        return json.dumps(models.find_model(catalogue, model_id)).encode()
+        found = compat_models.model_answer(models.find_model(catalogue, model_id), anthropic=_anthropic(request))
+        return json.dumps(found).encode()
 
     @app.route(f"/<{VERSIONS}:version>/models/<path:rest>", methods=["POST"])
     async def model_action(self, request: IRequest, version: str, rest: str) -> bytes | None:
@@ -186,6 +190,10 @@ class GatewayApp:
         relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
         forwarded.upstream.response.deliverBody(relay)
         await relay.done
+
+
+def _anthropic(request: IRequest) -> bool:
+    return request.requestHeaders.hasHeader(b"anthropic-version")
 
 
 def _arg(request: IRequest, name: bytes) -> str | None:

@@ -1,0 +1,404 @@
+"""The OpenAI and Anthropic front doors: routing, auth, image fetching and relaying only.
+
+Every translation is in ``gateway.compat`` (pure). Here: read the body,
+resolve the model, fetch remote images (size cap, timeout), call the same
+``Forwarder`` the Gemini routes use, and either translate the whole answer or
+relay the upstream SSE through the shared :class:`StreamRelay` with a format
+object that speaks OpenAI chunks or Anthropic named events. Errors are shaped
+for the door they came through — before the first byte with the right HTTP
+status, after it as an in-stream error event. Streams commit their 200 only
+when the first upstream event arrives, so an upstream failure before that is
+still a proper HTTP error the SDKs can retry.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from klein import Klein
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
+from gateway.compat.anthropic_stream import AnthropicStream
+from gateway.compat.models import resolve
+from gateway.compat.openai_response import upstream_error_message
+from gateway.compat.openai_stream import OpenAIStream
+from gateway.compat.signatures import SignatureMemory
+from gateway.forward import Forwarder
+from gateway.interfaces import IAuthStrategy, IModelMapper
+from gateway.protocol import envelope
+from gateway.protocol.credentials import extract_credential
+from gateway.protocol.errors import GatewayError
+from gateway.upstream.client import read_body
+from gateway.web.app import read_json
+from gateway.web.auth import needs_auth
+from gateway.web.relay import StreamRelay
+
+JSON = b"application/json"
+log = Logger()
+
+OPENAI_PATHS = frozenset({b"/v1/chat/completions", b"/chat/completions"})
+ANTHROPIC_PATHS = frozenset({b"/v1/messages", b"/v1/messages/count_tokens"})
+COMPAT_PATHS = OPENAI_PATHS | ANTHROPIC_PATHS
+
+
+def is_anthropic(request: IRequest) -> bool:
+    return request.path in ANTHROPIC_PATHS
+
+
+def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None) -> bytes:
+    """Set the status and headers of ``request`` and return the error body for its door."""
+    if is_anthropic(request):
+        status, body = anthropic_response.shaped_error(code, message)
+    else:
+        status, body = code, openai_response.error_dict(code, message)
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", JSON)
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode(), value.encode())
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class CompatDispatch(Resource):
+    """A leaf that sends the OpenAI/Anthropic paths to ``compat`` and everything else to ``gemini``."""
+
+    isLeaf = True
+
+    def __init__(self, gemini: IResource, compat: IResource) -> None:
+        super().__init__()
+        self.gemini = gemini
+        self.compat = compat
+
+    def render(self, request: IRequest) -> Any:
+        return (self.compat if request.path in COMPAT_PATHS else self.gemini).render(request)
+
+
+class ShapedAuth(Resource):
+    """The gateway's auth (same mode, same strategy) answering 401 in the door's error shape."""
+
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource, strategy: IAuthStrategy, mode: str) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        self.strategy = strategy
+        self.mode = mode
+
+    def render(self, request: IRequest) -> Any:
+        if needs_auth(self.mode, request.path):
+            headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
+            query = {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in (request.args or {}).items()}
+            credential = extract_credential(headers, query)
+            if not self.strategy.authenticate(credential):
+                if credential is None:
+                    message = "API key required: send it as Authorization: Bearer, x-api-key or x-goog-api-key."
+                else:
+                    message = "API key not valid. Pass one of the keys configured in [auth] keys."
+                return shaped_error(request, 401, message)
+        return self.wrapped.render(request)
+
+
+# -- remote images ---------------------------------------------------------------
+
+
+class _Capped(Protocol):
+    def __init__(self, limit: int, done: Deferred[bytes]) -> None:
+        self.limit = limit
+        self.done = done
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            if not self.done.called:
+                self.done.errback(GatewayError(400, f"is larger than the gateway's limit of {self.limit} bytes"))
+            self.transport.stopProducing()
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.chunks))
+        else:
+            self.done.errback(GatewayError(400, "could not be read completely"))
+
+
+class ImageFetcher:
+    """Fetches http(s) images/documents named in requests, with a size cap and a timeout."""
+
+    max_bytes = 20 * 1024 * 1024
+    timeout = 15.0
+
+    def __init__(self, http: HTTPClient, reactor: IReactorTime) -> None:
+        self.http = http
+        self.reactor = reactor
+
+    async def fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for url in urls:
+            found[url] = await self.fetch(url)
+        return found
+
+    async def fetch(self, url: str) -> dict[str, str]:
+        shown = url if len(url) <= 200 else url[:197] + "..."
+        d = Deferred.fromCoroutine(self._fetch(url))
+        d.addTimeout(self.timeout, self.reactor)
+        try:
+            return await d
+        except GatewayError as e:
+            raise GatewayError(400, f"The image at {shown} {e.message}.") from None
+        except Exception as e:  # timeouts, DNS, refused connections, TLS …
+            reason = "did not arrive in time" if type(e).__name__ in ("TimeoutError", "CancelledError") else f"could not be fetched ({type(e).__name__})"
+            raise GatewayError(400, f"The image at {shown} {reason}; send it as a data: URI instead.") from None
+
+    async def _fetch(self, url: str) -> dict[str, str]:
+        import base64
+
+        response = await self.http.get(url, unbuffered=True, timeout=self.timeout)
+        if response.code != 200:
+            response.deliverBody(_Capped(0, Deferred()))  # throw the body away
+            raise GatewayError(400, f"answered HTTP {response.code}")
+        length = response.length
+        if isinstance(length, int) and length > self.max_bytes:
+            response.deliverBody(_Capped(0, Deferred()))
+            raise GatewayError(400, f"is larger than the gateway's limit of {self.max_bytes} bytes")
+        reader: list[_Capped] = []
+
+        def cancel(d: Deferred[bytes]) -> None:
+            if reader and reader[0].transport is not None:
+                reader[0].transport.stopProducing()
+
+        done: Deferred[bytes] = Deferred(cancel)
+        reader.append(_Capped(self.max_bytes, done))
+        response.deliverBody(reader[0])
+        body = await done
+        header = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
+        mime = header.split(";")[0].strip().lower()
+        if not mime.startswith(("image/", "application/pdf", "audio/", "video/", "text/")):
+            mime = mimetypes.guess_type(urlsplit(url).path)[0] or ""
+        if not mime:
+            raise GatewayError(400, "has no recognisable media type")
+        return {"mimeType": mime, "data": base64.b64encode(body).decode("ascii")}
+
+
+# -- streams -----------------------------------------------------------------------
+
+
+class CompatStreamFormat:
+    """``StreamFormat``'s interface over a pure stream translator, committing on the first event.
+
+    Until the first upstream event the HTTP status is still open: an upstream
+    error then is answered with the door's JSON error and its real status.
+    """
+
+    content_type = b"text/event-stream"
+
+    def __init__(self, request: IRequest, translator: Any, clock: Callable[[], float]) -> None:
+        self.request = request
+        self.translator = translator
+        self.clock = clock
+        self.committed = False
+        self.refused = False
+        self.last_write = clock()
+
+    def _wrote(self, data: bytes) -> bytes:
+        if data:
+            self.committed = True
+            self.last_write = self.clock()
+        return data
+
+    def event(self, payload: bytes) -> bytes:
+        if self.refused:
+            return b""
+        document = envelope.unwrap(json.loads(payload))
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            code, message = upstream_error_message(document)
+            return self.error(code, message)
+        return self._wrote(self.translator.response(document))
+
+    def error(self, code: int, message: str) -> bytes:
+        if self.refused:
+            return b""
+        if not self.committed:
+            self.refused = True
+            self.request.setHeader(b"Cache-Control", b"no-store")
+            return shaped_error(self.request, code, message)
+        return self._wrote(self.translator.error(code, message))
+
+    def end(self) -> bytes:
+        if self.refused:
+            return b""
+        return self._wrote(self.translator.end())
+
+    def ping(self) -> bytes:
+        """Anthropic's keep-alive, when the stream is committed and quiet; else nothing."""
+        if self.refused or not self.committed or not hasattr(self.translator, "ping"):
+            return b""
+        return self._wrote(self.translator.ping())
+
+
+# -- the routes ----------------------------------------------------------------------
+
+
+class CompatApp:
+    app = Klein()
+    #: Seconds of silence after which an Anthropic stream gets a ``ping`` event.
+    ping_interval = 10.0
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        mapper: IModelMapper,
+        reactor: Any,
+        stream_idle_timeout: float,
+        http: HTTPClient,
+        signatures: SignatureMemory | None = None,
+    ) -> None:
+        self.forwarder = forwarder
+        self.mapper = mapper
+        self.reactor = reactor
+        self.stream_idle_timeout = stream_idle_timeout
+        self.fetcher = ImageFetcher(http, reactor)
+        self.signatures = signatures if signatures is not None else SignatureMemory()
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # -- errors --
+
+    @app.handle_errors(GatewayError)
+    def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
+        error: GatewayError = failure.value
+        return shaped_error(request, error.code, error.message, error.headers)
+
+    @app.handle_errors(NotFound)
+    def _not_found(self, request: IRequest, failure: Any) -> bytes:
+        return shaped_error(request, 404, f"Unknown route {request.path.decode('latin-1', 'replace')}.")
+
+    @app.handle_errors(MethodNotAllowed)
+    def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
+        method = request.method.decode("latin-1", "replace")
+        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use POST.")
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
+
+    # -- OpenAI --
+
+    @app.route("/v1/chat/completions", methods=["POST"])
+    @app.route("/chat/completions", methods=["POST"])
+    async def chat_completions(self, request: IRequest) -> bytes | None:
+        body = read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+            raise GatewayError(400, "model is required.")
+        model = resolve(self.mapper, body["model"])
+        images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
+        now = self.reactor.seconds()
+        gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
+        if ctx.stream:
+            await self._stream(request, model, gemini, OpenAIStream(ctx, self.signatures, now), ping=False)
+            return None
+        document = await self._generate(model, gemini)
+        answer = openai_response.completion(document, ctx, self.signatures, self.reactor.seconds())
+        return _json(request, answer)
+
+    # -- Anthropic --
+
+    @app.route("/v1/messages", methods=["POST"])
+    async def messages(self, request: IRequest) -> bytes | None:
+        body = read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+            raise GatewayError(400, "model: Field required")
+        model = resolve(self.mapper, body["model"])
+        images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
+        now = self.reactor.seconds()
+        gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
+        if ctx.stream:
+            await self._stream(request, model, gemini, AnthropicStream(ctx, self.signatures, now), ping=True)
+            return None
+        document = await self._generate(model, gemini)
+        return _json(request, anthropic_response.message(document, ctx, self.signatures, self.reactor.seconds()))
+
+    @app.route("/v1/messages/count_tokens", methods=["POST"])
+    async def count_tokens(self, request: IRequest) -> bytes:
+        body = read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+            raise GatewayError(400, "model: Field required")
+        model = resolve(self.mapper, body["model"])
+        images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
+        counted = anthropic_request.count_request(body, model, images=images)
+        forwarded = await self.forwarder.count_tokens(model, counted)
+        document = envelope.unwrap(_loads(await read_body(forwarded.upstream.response, limit=1 << 24)))
+        total = document.get("totalTokens") if isinstance(document, dict) else None
+        if isinstance(total, str) and total.isdigit():
+            total = int(total)
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise GatewayError(503, "Cloud Code's countTokens answer had no totalTokens; retry the request.")
+        return _json(request, {"input_tokens": max(1, total)})
+
+    # -- shared --
+
+    async def _generate(self, model: str, gemini: dict[str, Any]) -> Any:
+        forwarded = await self.forwarder.generate(model, gemini, stream=False)
+        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        return envelope.unwrap(_loads(raw))
+
+    async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], translator: Any, *, ping: bool) -> None:
+        forwarded = await self.forwarder.generate(model, gemini, stream=True)
+        fmt = CompatStreamFormat(request, translator, self.reactor.seconds)
+        request.setHeader(b"Content-Type", fmt.content_type)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"X-Accel-Buffering", b"no")
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        pinger: LoopingCall | None = None
+        if ping:
+            gone: list[bool] = [False]
+            request.notifyFinish().addBoth(lambda _: gone.__setitem__(0, True))
+
+            def keep_alive() -> None:
+                if not gone[0] and self.reactor.seconds() - fmt.last_write >= self.ping_interval:
+                    data = fmt.ping()
+                    if data:
+                        request.write(data)
+
+            pinger = LoopingCall(keep_alive)
+            pinger.clock = self.reactor
+            pinger.start(self.ping_interval / 2, now=False)
+        try:
+            forwarded.upstream.response.deliverBody(relay)
+            await relay.done
+        finally:
+            if pinger is not None and pinger.running:
+                pinger.stop()
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
+
+
+def _json(request: IRequest, obj: Any) -> bytes:
+    request.setHeader(b"Content-Type", JSON)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
