@@ -61,6 +61,13 @@ class ServerSettings:
     listen: tuple[str, ...] = DEFAULT_LISTEN
     max_body_bytes: int = 32 * 1024 * 1024
     allow_public_without_auth: bool = False
+    drain_seconds: float = 30.0
+    max_header_bytes: int = 16384
+    max_url_bytes: int = 8192
+    client_timeout: float = 30.0
+    min_body_rate: int = 1024
+    cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class UpstreamSettings:
     stream_idle_timeout: float = 120.0
     refresh_margin: float = 300.0
     models_cache_seconds: float = 300.0
+    proxy: str = ""
+    account_proxies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,12 +108,26 @@ class ModelsSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = True
+    public: bool = False
+    listen: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    account_label: str = "email"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     models: ModelsSettings = field(default_factory=ModelsSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -190,12 +213,77 @@ def _mapping(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be zero or a positive integer, got {value!r}")
+    return value
+
+
+def _proxy_url(value: Any) -> str:
+    """``http://[user:password@]host:port`` ("" = no proxy); HTTPS upstreams go through CONNECT."""
+    if value == "":
+        return ""
+    text = _string(value)
+    match = re.match(r"^http://(?:[^@/\s]+@)?([^:@/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?$", text)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ValueError("must be an http://[user:password@]host:port proxy URL")
+    return text.rstrip("/")
+
+
+def _account_proxies(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of account email = proxy URL, got {type(value).__name__}")
+    pairs = []
+    for email, url in value.items():
+        try:
+            pairs.append((_string(email), _proxy_url(url)))
+        except ValueError as e:
+            raise ValueError(f"entry {email!r}: {e}") from None
+    return tuple(pairs)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    origins = _string_list(value)
+    for origin in origins:
+        if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
+            raise ValueError(f"{origin!r} is not an origin: use \"*\" or scheme://host[:port] without a path")
+    return origins
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    entries = _string_list(value)
+    for entry in entries:
+        if entry == "unix":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address, a network (10.0.0.0/8) or \"unix\"") from None
+    return entries
+
+
+def _endpoint_list(value: Any) -> tuple[str, ...]:
+    return _string_list(value)
+
+
+def _account_label(value: Any) -> str:
+    if value not in ("email", "hash", "none"):
+        raise ValueError(f"must be one of email, hash, none, got {value!r}")
+    return value
+
 
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "server": {
         "listen": _listen_list,
         "max_body_bytes": _positive_int,
         "allow_public_without_auth": _bool,
+        "drain_seconds": _non_negative_float,
+        "max_header_bytes": _positive_int,
+        "max_url_bytes": _positive_int,
+        "client_timeout": _positive_float,
+        "min_body_rate": _non_negative_int,
+        "cors_origins": _origins,
+        "trusted_proxies": _networks,
     },
     "auth": {"mode": _auth_mode, "strategy": _string, "keys": _string_list},
     "upstream": {
@@ -210,9 +298,13 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "stream_idle_timeout": _positive_float,
         "refresh_margin": _non_negative_float,
         "models_cache_seconds": _non_negative_float,
+        "proxy": _proxy_url,
+        "account_proxies": _account_proxies,
     },
     "accounts": {"backend": _string, "selection": _string, "path": _string},
     "models": {"mapper": _string, "mapping": _mapping},
+    "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
+    "logging": {"account_label": _account_label},
 }
 
 _SECTION_TYPES = {
@@ -221,6 +313,8 @@ _SECTION_TYPES = {
     "upstream": UpstreamSettings,
     "accounts": AccountsSettings,
     "models": ModelsSettings,
+    "metrics": MetricsSettings,
+    "logging": LoggingSettings,
 }
 
 
@@ -274,7 +368,7 @@ def override(settings: Settings, section: str, **changes: Any) -> Settings:
     for key, value in changes.items():
         validator = SCHEMA[section][key]
         raw = list(value) if isinstance(value, tuple) else value
-        if key == "mapping" and isinstance(value, tuple):
+        if key in ("mapping", "account_proxies") and isinstance(value, tuple):
             raw = dict(value)
         try:
             clean[key] = validator(raw)
