@@ -23,6 +23,7 @@ EFFORT_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium"
 CLAUDE_MAX_OUTPUT = 64000
 CLAUDE_MIN_BUDGET = 1024
 CLAUDE_DEFAULT_OUTPUT = 16384
+GEMINI_MAX_OUTPUT = 65536
 CONTINUE_TEXT = "Continue."
 MISSING_RESULT = "No result was sent for this tool call."
 
@@ -114,6 +115,9 @@ def fit_for_model(request: dict[str, Any], model: str) -> dict[str, Any]:
         if is_gemini(model) or is_claude(model):
             config.pop("presencePenalty", None)
             config.pop("frequencyPenalty", None)
+        output = config.get("maxOutputTokens")
+        if is_gemini(model) and isinstance(output, int) and output > GEMINI_MAX_OUTPUT:
+            config["maxOutputTokens"] = GEMINI_MAX_OUTPUT  # Claude clients ask for more than Gemini writes
     if is_claude(model):
         config = request.setdefault("generationConfig", {})
         output = config.get("maxOutputTokens")
