@@ -84,6 +84,8 @@ class UpstreamSettings:
     client_id: str = GEMINI_CLI_CLIENT_ID
     client_secret: str = GEMINI_CLI_CLIENT_SECRET
     user_agent: str = "antigravity/1.11.9 linux/amd64"
+    auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    userinfo_url: str = "https://www.googleapis.com/oauth2/v2/userinfo"
     max_attempts: int = 3
     connect_timeout: float = 10.0
     response_timeout: float = 300.0
@@ -97,8 +99,16 @@ class UpstreamSettings:
 @dataclass(frozen=True)
 class AccountsSettings:
     backend: str = "json"
-    selection: str = "round-robin"
+    selection: str = "quota-aware"
     path: str = field(default_factory=lambda: str(data_dir() / "accounts.json"))
+    session_ttl: float = 1800.0
+    session_header: str = "x-session-id"
+    max_in_flight: int = 0
+    queue_timeout: float = 30.0
+    short_retry_max: float = 3.0
+    default_cooldown: float = 60.0
+    capacity_backoff: float = 1.0
+    quota_poll_interval: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,18 @@ def _account_label(value: Any) -> str:
         raise ValueError(f"must be one of email, hash, none, got {value!r}")
     return value
 
+def _in_flight_limit(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be 0 (no limit) or a positive integer, got {value!r}")
+    return value
+
+
+def _header_name(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", text):
+        raise ValueError(f"must be an HTTP header name, got {text!r}")
+    return text.lower()
+
 
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "server": {
@@ -292,6 +314,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "client_id": _string,
         "client_secret": _string,
         "user_agent": _string,
+        "auth_url": _url,
+        "userinfo_url": _url,
         "max_attempts": _positive_int,
         "connect_timeout": _positive_float,
         "response_timeout": _positive_float,
@@ -301,7 +325,19 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "proxy": _proxy_url,
         "account_proxies": _account_proxies,
     },
-    "accounts": {"backend": _string, "selection": _string, "path": _string},
+    "accounts": {
+        "backend": _string,
+        "selection": _string,
+        "path": _string,
+        "session_ttl": _non_negative_float,
+        "session_header": _header_name,
+        "max_in_flight": _in_flight_limit,
+        "queue_timeout": _positive_float,
+        "short_retry_max": _non_negative_float,
+        "default_cooldown": _positive_float,
+        "capacity_backoff": _non_negative_float,
+        "quota_poll_interval": _non_negative_float,
+    },
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
     "logging": {"account_label": _account_label},

@@ -102,6 +102,12 @@ def _lru(settings: Any) -> Any:
     return LeastRecentlyUsed()
 
 
+def _quota_aware(settings: Any) -> Any:
+    from gateway.pool.selection import QuotaAware
+
+    return QuotaAware()
+
+
 noneAuth = provider(IAuthStrategyFactory)(_Factory("none", "no credential needed", lambda s: AllowAll()))
 apiKeyAuth = provider(IAuthStrategyFactory)(_Factory("api-key", "one of [auth] keys, from x-goog-api-key, ?key=, Bearer or x-api-key", _api_keys))
 tableMapper = provider(IModelMapperFactory)(_Factory("table", "identity plus the [models] mapping table (* wildcards)", lambda s: TableMapper(dict(s.models.mapping))))
@@ -109,3 +115,4 @@ identityMapper = provider(IModelMapperFactory)(_Factory("identity", "the request
 jsonBackend = provider(IAccountBackendFactory)(_Factory("json", "a JSON file, written atomically with mode 0600", _json_store))
 roundRobinPolicy = provider(ISelectionPolicyFactory)(_Factory("round-robin", "each account in turn", _round_robin))
 lruPolicy = provider(ISelectionPolicyFactory)(_Factory("least-recently-used", "the account idle the longest", _lru))
+quotaAwarePolicy = provider(ISelectionPolicyFactory)(_Factory("quota-aware", "the most quota left for the model, then the idlest", _quota_aware))

@@ -4,7 +4,10 @@ Writes go to a temporary file in the same directory (mode 0600), are fsynced
 and renamed over the store, so a crash at any moment leaves the old or the new
 file. An exclusive ``flock`` on a side lock file serialises writers, including
 a second gateway process; each ``put`` re-reads under the lock so no writer's
-update is lost. A store that cannot be parsed is an error, never overwritten.
+update is lost (``update`` applies a change to the record as it is on disk
+now). A store that cannot be parsed is an error, never overwritten.
+``changed`` is a cheap stat telling a running gateway that someone else
+(the CLI, another gateway) wrote the file.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import contextlib
 import fcntl
 import json
 import os
+import glob
 import tempfile
-from typing import Iterator
+from typing import Callable, Iterator
 
 from zope.interface import implementer
 
@@ -30,6 +34,8 @@ class StoreError(Exception):
 class JSONAccountStore:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
+        self._seen: tuple[int, int, int] | None = None
+        self._tmp_prefix = "." + os.path.basename(self.path) + "-"
 
     def describe(self) -> str:
         return f"JSON store {self.path}"
@@ -38,6 +44,7 @@ class JSONAccountStore:
 
     def load(self) -> list[Account]:
         with self._locked(shared=True):
+            self._seen = self._signature()
             return self._read()
 
     def mtime(self) -> float | None:
@@ -46,6 +53,21 @@ class JSONAccountStore:
             return os.stat(self.path).st_mtime_ns / 1e9
         except FileNotFoundError:
             return None
+
+    def changed(self) -> bool:
+        """Whether the file differs from what this object last read or wrote (one ``stat``).
+
+        Every write replaces the file with a new inode, so (inode, mtime,
+        size) changes on any other writer's save, even within one clock tick.
+        """
+        return self._signature() != self._seen
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _read(self) -> list[Account]:
         try:
@@ -91,6 +113,28 @@ class JSONAccountStore:
                 replaced.append(account)
             self._write(replaced)
 
+    def update(self, email: str, change: Callable[[Account], Account]) -> list[Account]:
+        """Apply ``change`` to ``email``'s record as stored now; every record after it.
+
+        Nothing is written when the account is not there (removed meanwhile)
+        or ``change`` returns the record unchanged.
+        """
+        with self._locked(shared=False):
+            current = self._read()
+            updated = []
+            dirty = False
+            for account in current:
+                if account.email == email:
+                    new = change(account)
+                    dirty = dirty or new != account or new.extra != account.extra
+                    account = new
+                updated.append(account)
+            if dirty:
+                self._write(updated)
+            else:
+                self._seen = self._signature()
+            return updated
+
     def remove(self, email: str) -> bool:
         with self._locked(shared=False):
             current = self._read()
@@ -104,14 +148,17 @@ class JSONAccountStore:
         directory = os.path.dirname(self.path)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         data = json.dumps({"accounts": [a.to_json() for a in accounts]}, indent=2).encode() + b"\n"
-        fd, tmp = tempfile.mkstemp(prefix=".accounts-", suffix=".tmp", dir=directory)
+        self._remove_leftovers(directory)
+        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, suffix=".tmp", dir=directory)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+                st = os.fstat(f.fileno())
             os.replace(tmp, self.path)
+            self._seen = (st.st_ino, st.st_mtime_ns, st.st_size)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -121,6 +168,13 @@ class JSONAccountStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def _remove_leftovers(self, directory: str) -> None:
+        """Temporary files of a writer killed mid-save (we hold the lock: no live writer owns one)."""
+        pattern = os.path.join(glob.escape(directory), glob.escape(self._tmp_prefix) + "*.tmp")
+        for leftover in glob.glob(pattern):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
 
     @contextlib.contextmanager
     def _locked(self, shared: bool) -> Iterator[None]:

@@ -1,4 +1,9 @@
-"""Selection policies: given the accounts that may serve, which one goes next."""
+"""Selection policies: given the accounts that may serve, which one goes next.
+
+Pure: the pool has already removed accounts that are disabled, cooling down
+for the model, busy or already tried in this request; a policy only orders
+what is left. ``model`` is None for calls that are not about one model.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Sequence
 from zope.interface import implementer
 
 from gateway.interfaces import ISelectionPolicy
+from gateway.pool.health import remaining
 from gateway.pool.pool import AccountState
 
 
@@ -38,3 +44,23 @@ class LeastRecentlyUsed:
         if not candidates:
             return None
         return min(candidates, key=lambda s: (s.last_used, s.email))
+
+
+@implementer(ISelectionPolicy)
+class QuotaAware:
+    """The account with the most quota left for the model; ties go to the least recently used.
+
+    Quota comes from the last ``fetchAvailableModels`` snapshot of each
+    account; an account never polled counts as full (it has not been seen
+    to run low), and a reset time that has passed means full again.
+    """
+
+    def choose(self, candidates: Sequence[AccountState], model: str, now: float) -> AccountState | None:
+        if not candidates:
+            return None
+
+        def key(state: AccountState) -> tuple[float, float, str]:
+            left = remaining(state.account, model, now)
+            return (-(1.0 if left is None else left), state.last_used, state.email)
+
+        return min(candidates, key=key)

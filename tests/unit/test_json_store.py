@@ -96,3 +96,41 @@ def test_remove(tmp_path: Path) -> None:
 def test_repr_never_shows_tokens() -> None:
     account = Account("a@x.com", "1//secret-refresh", access_token="ya29.secret-access")
     assert "secret" not in repr(account) and "secret" not in str(account)
+
+
+def test_update_applies_a_change_to_the_record_as_stored_now(tmp_path: Path) -> None:
+    path = str(tmp_path / "accounts.json")
+    gateway_view, cli = JSONAccountStore(path), JSONAccountStore(path)
+    gateway_view.save([Account("a@x.com", "rt"), Account("b@x.com", "rt")])
+    stale = gateway_view.load()
+    cli.update("a@x.com", lambda a: attrs.evolve(a, disabled=True, disabled_reason="operator"))
+    # the gateway learns a new token for a@x.com from its stale copy: the disable survives
+    after = gateway_view.update("a@x.com", lambda a: attrs.evolve(a, access_token="ya29.new"))
+    [a, b] = after
+    assert a.disabled and a.disabled_reason == "operator" and a.access_token == "ya29.new"
+    assert stale[0].disabled is False and b.email == "b@x.com"
+    assert gateway_view.update("nobody@x.com", lambda a: a) == after
+
+
+def test_changed_sees_other_writers_not_our_own(tmp_path: Path) -> None:
+    path = str(tmp_path / "accounts.json")
+    mine, theirs = JSONAccountStore(path), JSONAccountStore(path)
+    mine.load()
+    assert not mine.changed()
+    mine.put(Account("a@x.com", "rt"))
+    assert not mine.changed()
+    theirs.put(Account("b@x.com", "rt"))
+    assert mine.changed()
+    mine.load()
+    assert not mine.changed()
+
+
+def test_a_killed_writers_temporary_file_is_cleaned_up_by_the_next_write(tmp_path: Path) -> None:
+    store = JSONAccountStore(str(tmp_path / "accounts.json"))
+    leftover = tmp_path / ".accounts.json-abc123.tmp"
+    leftover.write_text("half")
+    other_store = tmp_path / ".other.json-abc123.tmp"
+    other_store.write_text("not ours")
+    store.put(Account("a@x.com", "rt"))
+    assert not leftover.exists() and other_store.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [other_store.name]

@@ -70,3 +70,114 @@ def test_reload_keeps_runtime_state() -> None:
 def test_lru_prefers_the_idlest() -> None:
     states = [AccountState(Account("a@x.com", "r"), last_used=5), AccountState(Account("b@x.com", "r"), last_used=1)]
     assert LeastRecentlyUsed().choose(states, "m", 10).email == "b@x.com"  # type: ignore[union-attr]
+
+
+# -- cooldowns, busy accounts, stickiness, reloads --------------------------------
+
+from gateway.pool.account import ModelQuota  # noqa: E402
+from gateway.pool.selection import QuotaAware  # noqa: E402
+
+
+def clock_pool(n: int = 2, policy: object | None = None, **kwargs: object) -> tuple[AccountPool, MemoryBackend, list[float]]:
+    backend = MemoryBackend([Account(f"u{i}@x.com", f"rt{i}") for i in range(n)])
+    now = [100.0]
+    return AccountPool(backend, policy or LeastRecentlyUsed(), lambda: now[0], **kwargs), backend, now  # type: ignore[arg-type]
+
+
+def test_a_cooling_account_is_skipped_until_its_cooldown_ends_and_it_is_stored() -> None:
+    pool, backend, now = clock_pool(2)
+    pool.cool_account("u0@x.com", 130.0, "rate limited")
+    assert backend.accounts[0].cooldown_until == 130.0
+    assert {pool.choose("m").email for _ in range(3)} == {"u1@x.com"}  # type: ignore[union-attr]
+    now[0] = 131.0
+    assert "u0@x.com" in {pool.choose("m").email for _ in range(2)}  # type: ignore[union-attr]
+
+
+def test_a_model_cooldown_leaves_the_account_serving_other_models() -> None:
+    pool, _, _ = clock_pool(1)
+    pool.cool_model("u0@x.com", "pro", 500.0, "quota exhausted")
+    assert pool.choose("pro") is None
+    assert pool.choose("flash").email == "u0@x.com"  # type: ignore[union-attr]
+    assert pool.choose(None).email == "u0@x.com"  # type: ignore[union-attr]
+
+
+def test_availability_says_when_the_first_account_comes_back() -> None:
+    pool, _, _ = clock_pool(3)
+    pool.cool_model("u0@x.com", "pro", 500.0, "q")
+    pool.cool_account("u1@x.com", 300.0, "r")
+    pool.disable("u2@x.com", "dead")
+    available = pool.availability("pro")
+    assert (available.usable_now, available.disabled, available.earliest) == (0, 1, 300.0)
+    pick = pool.acquire("pro")
+    assert pick.account is None and not pick.busy and pick.earliest == 300.0
+
+
+def test_max_in_flight_makes_accounts_busy_until_released_and_listeners_hear_it() -> None:
+    pool, _, _ = clock_pool(1, max_in_flight=2)
+    assert pool.acquire("m").account is not None
+    assert pool.acquire("m").account is not None
+    busy = pool.acquire("m")
+    assert busy.account is None and busy.busy
+    heard: list[int] = []
+    pool.on_release(lambda: heard.append(1))
+    pool.release("u0@x.com")
+    assert heard == [1] and pool.acquire("m").account is not None
+
+
+def test_a_session_keeps_its_account_until_it_cools_down() -> None:
+    pool, _, now = clock_pool(3, session_ttl=600)
+    first = pool.choose("m", session="conv")
+    assert first is not None
+    for _ in range(5):
+        now[0] += 1
+        assert pool.choose("m", session="conv").email == first.email  # type: ignore[union-attr]
+    pool.cool_account(first.email, now[0] + 60, "rate limited")
+    moved = pool.choose("m", session="conv")
+    assert moved is not None and moved.email != first.email
+    now[0] += 120  # the first account is back, but the conversation stays where it moved
+    assert pool.choose("m", session="conv").email == moved.email  # type: ignore[union-attr]
+
+
+def test_a_session_binding_expires_after_its_ttl() -> None:
+    pool, _, now = clock_pool(2, session_ttl=10)
+    first = pool.choose("m", session="conv")
+    assert first is not None
+    now[0] += 11  # expired: LRU picks the other (idler) account
+    assert pool.choose("m", session="conv").email != first.email  # type: ignore[union-attr]
+
+
+def test_an_excluded_bound_account_is_not_reused_within_the_request() -> None:
+    pool, _, _ = clock_pool(2, session_ttl=600)
+    first = pool.choose("m", session="conv")
+    assert first is not None
+    assert pool.choose("m", exclude=[first.email], session="conv").email != first.email  # type: ignore[union-attr]
+
+
+def test_quota_snapshots_steer_quota_aware_selection() -> None:
+    pool, _, _ = clock_pool(2, policy=QuotaAware())
+    pool.record_quota("u0@x.com", {"m": ModelQuota(0.1, 1e12)})
+    pool.record_quota("u1@x.com", {"m": ModelQuota(0.9, 1e12)})
+    assert {pool.choose("m").email for _ in range(3)} == {"u1@x.com"}  # type: ignore[union-attr]
+
+
+def test_maybe_reload_picks_up_store_changes(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from gateway.pool.json_store import JSONAccountStore
+
+    path = Path(str(tmp_path)) / "accounts.json"
+    path.write_text(json.dumps({"accounts": [{"email": "a@x.com", "refresh_token": "r"}]}))
+    store = JSONAccountStore(str(path))
+    pool = AccountPool(store, LeastRecentlyUsed(), lambda: 100.0)
+    assert pool.maybe_reload() is False
+    pool.cool_account("a@x.com", 200.0, "own write")
+    assert pool.maybe_reload() is False  # our own write is not news
+    other = JSONAccountStore(str(path))
+    other.put(Account("b@x.com", "r2"))
+    assert pool.maybe_reload() is True
+    assert {s.email for s in pool.states()} == {"a@x.com", "b@x.com"}
+    assert pool.get("a@x.com").cooldown_until == 200.0  # type: ignore[union-attr]
+    path.write_text("{broken")
+    assert pool.maybe_reload() is False and "not valid JSON" in (pool.store_error or "")
+    assert pool.choose("m") is not None  # keeps serving from memory
