@@ -268,9 +268,9 @@ def to_gemini(
     system = _system_parts(body.get("system"))
     if system:
         request["systemInstruction"] = {"role": "user", "parts": system}
+    tool_config = _tool_config(body, names)  # checked even without tools
     if declarations:
         request["tools"] = [{"functionDeclarations": declarations}]
-        tool_config = _tool_config(body, names)
         if tool_config:
             request["toolConfig"] = tool_config
     config = _generation_config(body, upstream_model, counting=counting)

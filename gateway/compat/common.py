@@ -112,7 +112,7 @@ def fit_for_model(request: dict[str, Any], model: str) -> dict[str, Any]:
     """What the upstream model insists on (COMPAT.md): Claude's limits, Gemini's dropped penalties."""
     config = request.get("generationConfig")
     if isinstance(config, dict):
-        if is_gemini(model) or is_claude(model):
+        if is_gemini3(model) or "gemini-2.5" in model or is_claude(model):  # "Penalty is not enabled"
             config.pop("presencePenalty", None)
             config.pop("frequencyPenalty", None)
         output = config.get("maxOutputTokens")

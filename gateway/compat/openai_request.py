@@ -339,9 +339,9 @@ def to_gemini(
     request: dict[str, Any] = {"contents": repair_history(contents, upstream_model)}
     if system_parts:
         request["systemInstruction"] = {"role": "user", "parts": system_parts}
+    tool_config = _tool_config(body, names)  # checked even without tools
     if declarations:
         request["tools"] = [{"functionDeclarations": declarations}]
-        tool_config = _tool_config(body, names)
         if tool_config:
             request["toolConfig"] = tool_config
     config = _generation_config(body, upstream_model)
