@@ -1,0 +1,319 @@
+"""What happened to each request: hooks the request path calls, turned into metrics and one log event.
+
+Call sites (site, forwarder, upstream client, OAuth, relay) only call hooks on
+an observer: ``RequestObserver`` does nothing (the default everywhere),
+``GatewayObserver`` records Prometheus metrics and logs one structured event
+per request. Per-request facts (account, retries, upstream time) reach the
+request's ``Observation`` through a context variable set while the request is
+processed. Nothing here may see a key, a token or a body: events carry ids,
+labels and numbers only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from contextvars import ContextVar
+from typing import Any, Callable
+
+import attrs
+from twisted.logger import Logger, LogLevel
+
+from gateway.metrics import Metrics
+from gateway.protocol.errors import GatewayError
+from gateway.protocol.paths import parse_model_call
+
+_current: ContextVar["Observation | None"] = ContextVar("antigravity_gateway_observation", default=None)
+
+request_log = Logger(namespace="antigravity_gateway.request")
+log = Logger(namespace="antigravity_gateway")
+
+REQUEST_FORMAT = (
+    "{method} {route} {status} {latency_ms}ms id={request_id} model={model} mapped={mapped_model} "
+    "account={account} attempts={attempts} tokens={prompt_tokens}/{candidates_tokens} client={client}"
+)
+GENERATING_ROUTES = frozenset({"generateContent", "streamGenerateContent", "chat.completions", "messages"})
+_VERSIONED = re.compile(r"^/(?:v1beta|v1|v1alpha)/(.*)$")
+USAGE_FIELDS = (
+    ("promptTokenCount", "prompt_tokens", "prompt"),
+    ("candidatesTokenCount", "candidates_tokens", "candidates"),
+    ("thoughtsTokenCount", "thoughts_tokens", "thoughts"),
+    ("cachedContentTokenCount", "cached_tokens", "cached"),
+    ("totalTokenCount", "total_tokens", None),
+)
+
+
+def current() -> "Observation | None":
+    """The observation of the request being processed in this context, if any."""
+    return _current.get()
+
+
+def bind(observation: "Observation | None") -> None:
+    """Make ``observation`` current (call inside ``contextvars.copy_context().run``)."""
+    _current.set(observation)
+
+
+def upstream_time(seconds: float) -> None:
+    """Count ``seconds`` spent waiting on upstream against the current request (not overhead)."""
+    obs = _current.get()
+    if obs is not None:
+        obs.upstream_seconds += max(0.0, seconds)
+
+
+def route_of(path: bytes) -> tuple[str, str | None]:
+    """(route label, requested model) from a request path; never the query (it may hold ?key=)."""
+    text = path.decode("latin-1", "replace")
+    if text in ("/healthz", "/metrics"):
+        return text[1:], None
+    match = _VERSIONED.match(text)
+    if not match:
+        return "other", None
+    rest = match.group(1)
+    if rest in ("models", "models/"):
+        return "models.list", None
+    if rest == "chat/completions":
+        return "chat.completions", None
+    if rest == "messages":
+        return "messages", None
+    if not rest.startswith("models/"):
+        return "other", None
+    try:
+        model, action = parse_model_call(rest[len("models/"):])
+    except GatewayError:
+        return "other", None
+    if action is None:
+        return "models.get", model
+    if action in ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"):
+        return action, model
+    return "other", None
+
+
+def usage_from(data: bytes) -> dict[str, int] | None:
+    """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
+    at = data.rfind(b'"usageMetadata"')
+    if at < 0:
+        return None
+    start = data.find(b"{", at)
+    if start < 0:
+        return None
+    try:
+        text = data[start:start + 4096].decode("utf-8", "replace")
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+@attrs.define
+class Observation:
+    """One client request as the observer sees it."""
+
+    request_id: str
+    method: str
+    route: str
+    model: str | None
+    client: str
+    started: float
+    mapped_model: str | None = None
+    account: str | None = None
+    attempts: int = 0
+    last_failure: str | None = None
+    upstream_seconds: float = 0.0
+    usage: dict[str, int] | None = None
+    stream: bool = False
+    status: int | None = None
+    done: bool = False
+
+    @property
+    def wants_usage(self) -> bool:
+        return self.route in GENERATING_ROUTES
+
+
+class RequestObserver:
+    """Hooks with no effect: what every component uses until assembly injects a real observer."""
+
+    def now(self) -> float:
+        return 0.0
+
+    def request_started(self, request_id: str, method: bytes, path: bytes, client: str) -> Observation | None:
+        return None
+
+    def request_finished(self, observation: Observation | None, status: int) -> None:
+        pass
+
+    def response_data(self, observation: Observation | None, data: bytes) -> None:
+        pass
+
+    def rejected(self, status: int, reason: str, request_id: str, client: str) -> None:
+        pass
+
+    def attempt(self, account: str, model: str, method: str) -> None:
+        pass
+
+    def attempt_failed(self, reason: str) -> None:
+        pass
+
+    def upstream_first_byte(self, method: str, host: str, seconds: float) -> None:
+        pass
+
+    def upstream_body(self, seconds: float) -> None:
+        pass
+
+    def host_fallback(self, host: str, reason: str) -> None:
+        pass
+
+    def token_refresh(self, result: str, seconds: float) -> None:
+        pass
+
+    def stream_started(self, observation: Observation | None) -> None:
+        pass
+
+    def stream_finished(self, observation: Observation | None, upstream_seconds: float) -> None:
+        pass
+
+    def reloaded(self, ok: bool) -> None:
+        pass
+
+
+NULL_OBSERVER = RequestObserver()
+
+
+class GatewayObserver(RequestObserver):
+    """Metrics into a per-gateway registry, and one log event per request."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float], account_label: str = "email") -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.account_label = account_label
+
+    def now(self) -> float:
+        return self.clock()
+
+    # -- request lifecycle (site) --
+
+    def request_started(self, request_id: str, method: bytes, path: bytes, client: str) -> Observation:
+        route, model = route_of(path)
+        self.metrics.in_flight.inc()
+        return Observation(request_id, method.decode("latin-1", "replace"), route, model, client, self.clock())
+
+    def response_data(self, observation: Observation | None, data: bytes) -> None:
+        if observation is not None and observation.wants_usage:
+            usage = usage_from(data)
+            if usage:
+                observation.usage = usage
+
+    def request_finished(self, observation: Observation | None, status: int) -> None:
+        if observation is None or observation.done:
+            return
+        observation.done = True
+        observation.status = status
+        self.metrics.in_flight.dec()
+        latency = max(0.0, self.clock() - observation.started)
+        overhead = max(0.0, latency - observation.upstream_seconds)
+        model = observation.mapped_model or observation.model
+        label = self.metrics.model_label(model)
+        m = self.metrics
+        m.requests.labels(observation.route, label, str(status)).inc()
+        m.request_seconds.labels(observation.route).observe(latency)
+        if observation.attempts:
+            m.overhead.labels(observation.route).observe(overhead)
+        usage = observation.usage or {}
+        for key, _, kind in USAGE_FIELDS:
+            if kind is not None and usage.get(key):
+                m.tokens.labels(label, kind).inc(usage[key])
+        self._log(observation, status, latency, overhead)
+
+    def rejected(self, status: int, reason: str, request_id: str, client: str) -> None:
+        self.metrics.rejected.labels(str(status)).inc()
+        self.metrics.requests.labels("rejected", "", str(status)).inc()
+        request_log.info(
+            "request refused: {status} {reason} id={request_id} client={client}",
+            request_id=request_id, route="rejected", status=status, reason=reason, client=client,
+        )
+
+    # -- forwarding (forwarder, client, oauth) --
+
+    def attempt(self, account: str, model: str, method: str) -> None:
+        obs = current()
+        if obs is None:
+            return
+        if obs.attempts and obs.last_failure is not None:
+            self.metrics.retries.labels(obs.last_failure).inc()
+            if account != obs.account:
+                self.metrics.rotations.labels(obs.last_failure).inc()
+        obs.attempts += 1
+        obs.account = account
+        obs.last_failure = None
+        if model and model != "*":
+            obs.mapped_model = model
+
+    def attempt_failed(self, reason: str) -> None:
+        self.metrics.attempt_failures.labels(reason).inc()
+        obs = current()
+        if obs is not None:
+            obs.last_failure = reason
+
+    def upstream_first_byte(self, method: str, host: str, seconds: float) -> None:
+        self.metrics.upstream_first_byte.labels(method).observe(seconds)
+        self.upstream_body(seconds)
+
+    def upstream_body(self, seconds: float) -> None:
+        upstream_time(seconds)
+
+    def host_fallback(self, host: str, reason: str) -> None:
+        self.metrics.host_fallbacks.labels(host, reason).inc()
+
+    def token_refresh(self, result: str, seconds: float) -> None:
+        self.metrics.token_refreshes.labels(result).inc()
+        self.upstream_body(seconds)
+
+    # -- streams (relay) --
+
+    def stream_started(self, observation: Observation | None) -> None:
+        self.metrics.active_streams.inc()
+        if observation is not None:
+            observation.stream = True
+
+    def stream_finished(self, observation: Observation | None, upstream_seconds: float) -> None:
+        self.metrics.active_streams.dec()
+        if observation is not None:
+            observation.upstream_seconds += max(0.0, upstream_seconds)
+
+    def reloaded(self, ok: bool) -> None:
+        self.metrics.reloads.labels("ok" if ok else "refused").inc()
+
+    # -- the log event --
+
+    def label(self, account: str | None) -> str | None:
+        if account is None or self.account_label == "email":
+            return account
+        if self.account_label == "hash":
+            return "sha256:" + hashlib.sha256(account.encode()).hexdigest()[:16]
+        return None
+
+    def _log(self, obs: Observation, status: int, latency: float, overhead: float) -> None:
+        usage = obs.usage or {}
+        fields: dict[str, Any] = {name: usage.get(key) for key, name, _ in USAGE_FIELDS}
+        level = LogLevel.warn if status >= 500 else LogLevel.info
+        request_log.emit(
+            level,
+            REQUEST_FORMAT,
+            request_id=obs.request_id,
+            method=obs.method,
+            route=obs.route,
+            model=obs.model,
+            mapped_model=obs.mapped_model,
+            account=self.label(obs.account),
+            attempts=obs.attempts,
+            retries=max(0, obs.attempts - 1),
+            status=status,
+            latency_ms=round(latency * 1000, 1),
+            upstream_ms=round(obs.upstream_seconds * 1000, 1),
+            overhead_ms=round(overhead * 1000, 2),
+            stream=obs.stream,
+            client=obs.client,
+            **fields,
+        )

@@ -1,0 +1,97 @@
+"""The observer's pure parts: route labels from paths, usageMetadata from bytes, account labels, metric bounds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.metrics import MAX_MODEL_LABELS, Metrics
+from gateway.observe import GatewayObserver, Observation, bind, route_of, usage_from
+
+
+@pytest.mark.parametrize(
+    "path, route, model",
+    [
+        (b"/healthz", "healthz", None),
+        (b"/metrics", "metrics", None),
+        (b"/v1beta/models", "models.list", None),
+        (b"/v1/models/", "models.list", None),
+        (b"/v1beta/models/gemini-2.5-pro", "models.get", "gemini-2.5-pro"),
+        (b"/v1beta/models/gemini-2.5-flash:generateContent", "generateContent", "gemini-2.5-flash"),
+        (b"/v1/models/models/gemini-2.5-flash:streamGenerateContent", "streamGenerateContent", "gemini-2.5-flash"),
+        (b"/v1alpha/models/x:countTokens", "countTokens", "x"),
+        (b"/v1beta/models/x:embedContent", "embedContent", "x"),
+        (b"/v1beta/models/x:bogus", "other", None),
+        (b"/v1/chat/completions", "chat.completions", None),
+        (b"/v1/messages", "messages", None),
+        (b"/admin", "other", None),
+        (b"/v2/models", "other", None),
+    ],
+)
+def test_route_of(path: bytes, route: str, model: str | None) -> None:
+    assert route_of(path) == (route, model)
+
+
+def test_usage_is_read_from_a_whole_body_and_from_a_stream_event() -> None:
+    body = json.dumps({"candidates": [{"content": {"parts": [{"text": "hi \"usageMetadata\""}]}}],
+                       "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6, "totalTokenCount": 10}}).encode()
+    assert usage_from(body) == {"promptTokenCount": 4, "candidatesTokenCount": 6, "totalTokenCount": 10}
+    event = b'data: {"candidates":[],"usageMetadata":{"promptTokenCount":1,"thoughtsTokenCount":2}}\r\n\r\n'
+    assert usage_from(event) == {"promptTokenCount": 1, "thoughtsTokenCount": 2}
+    assert usage_from(b'{"candidates":[]}') is None
+    assert usage_from(b'{"usageMetadata": {"promptTokenCount": 1') is None  # cut off: ignored, never raised
+
+
+def test_retries_and_rotations_follow_the_attempt_sequence() -> None:
+    metrics = Metrics()
+    observer = GatewayObserver(metrics, lambda: 0.0)
+    obs = Observation("id", "POST", "generateContent", "m", "127.0.0.1", 0.0)
+    import contextvars
+
+    def run() -> None:
+        bind(obs)
+        observer.attempt("a@example.com", "gemini-2.5-pro", "generateContent")
+        observer.attempt_failed("rate_limited")
+        observer.attempt("a@example.com", "gemini-2.5-pro", "generateContent")  # same account: a retry
+        observer.attempt_failed("quota")
+        observer.attempt("b@example.com", "gemini-2.5-pro", "generateContent")  # another: a rotation too
+
+    contextvars.copy_context().run(run)
+    assert (obs.attempts, obs.account, obs.mapped_model) == (3, "b@example.com", "gemini-2.5-pro")
+    text = metrics.exposition().decode()
+    assert 'antigravity_gateway_retries_total{reason="rate_limited"} 1.0' in text
+    assert 'antigravity_gateway_retries_total{reason="quota"} 1.0' in text
+    assert 'antigravity_gateway_account_rotations_total{reason="quota"} 1.0' in text
+    assert 'antigravity_gateway_account_rotations_total{reason="rate_limited"}' not in text
+
+
+def test_hooks_outside_a_request_only_count() -> None:
+    metrics = Metrics()
+    observer = GatewayObserver(metrics, lambda: 0.0)
+    observer.attempt("a@example.com", "m", "generateContent")
+    observer.attempt_failed("transient")
+    observer.token_refresh("ok", 0.2)
+    assert 'antigravity_gateway_token_refreshes_total{result="ok"} 1.0' in metrics.exposition().decode()
+
+
+def test_account_labels() -> None:
+    observer = GatewayObserver(Metrics(), lambda: 0.0, "hash")
+    hashed = observer.label("alice@example.com")
+    assert hashed.startswith("sha256:") and "alice" not in hashed and hashed == observer.label("alice@example.com")
+    assert GatewayObserver(Metrics(), lambda: 0.0, "none").label("alice@example.com") is None
+    assert GatewayObserver(Metrics(), lambda: 0.0).label("alice@example.com") == "alice@example.com"
+
+
+def test_model_labels_are_bounded() -> None:
+    metrics = Metrics()
+    labels = {metrics.model_label(f"model-{i}") for i in range(MAX_MODEL_LABELS + 50)}
+    assert len(labels) == MAX_MODEL_LABELS + 1 and "other" in labels
+    assert metrics.model_label("model-3") == "model-3"
+
+
+def test_each_gateway_has_its_own_registry() -> None:
+    one, two = Metrics(), Metrics()
+    one.requests.labels("healthz", "", "200").inc()
+    assert b"antigravity_gateway_requests_total{" in one.exposition()
+    assert b"antigravity_gateway_requests_total{" not in two.exposition()
