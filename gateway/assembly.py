@@ -22,6 +22,9 @@ from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
+from gateway.upstream.quota import PoolCatalogue, QuotaPoller
+from gateway.pool.decisions import Tuning
+from gateway.web.admin import AdminDispatch, AdminResource
 from gateway.web.app import GatewayApp
 from gateway.web.auth import AuthWrapper
 from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
@@ -36,9 +39,12 @@ class Gateway:
     forwarder: Forwarder
     tokens: AccessTokens
     http_pool: HTTPConnectionPool
+    quota: QuotaPoller | None = None
 
     def close(self) -> Deferred[Any]:
-        """Close idle upstream connections (the last step of a shutdown)."""
+        """Stop quota polling and close idle upstream connections (the last step of a shutdown)."""
+        if self.quota is not None:
+            self.quota.stop()
         return self.http_pool.closeCachedConnections()
 
 
@@ -55,14 +61,23 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     mode = settings.effective_auth_mode()
     strategy = AllowAll() if mode == "off" else build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings)
 
-    pool = AccountPool(backend, policy, reactor.seconds)
+    acc = settings.accounts
+    pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
     client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
     endpoint = TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout)
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
-    forwarder = Forwarder(pool, tokens, projects, client, up.max_attempts, reactor.seconds)
+    quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
+    tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff)
+    forwarder = Forwarder(
+        pool, tokens, projects, client, up.max_attempts, reactor.seconds,
+        reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
+    )
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, up.models_cache_seconds)
+    web.catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
+    admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
-    root = CompatDispatch(AuthWrapper(web.resource(), strategy, mode), ShapedAuth(compat.resource(), strategy, mode))
+    root = CompatDispatch(AuthWrapper(AdminDispatch(web.resource(), admin), strategy, mode), ShapedAuth(compat.resource(), strategy, mode))
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor)
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool)
+    quota.start()
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota)

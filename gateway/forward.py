@@ -1,25 +1,49 @@
 """One client call, forwarded: choose an account, get its token and project, call, retry.
 
 Sequencing only. Each step's meaning lives elsewhere: the envelope in
-``protocol.envelope``, failures in ``protocol.classify``, choices in the pool.
-A failed attempt is never retried on an account that already failed it.
+``protocol.envelope``, failures in ``protocol.classify``, what a failure
+means for the account in ``pool.decisions``, choices and cooldowns in the
+pool. A failed attempt is never retried on an account that already failed it
+(the table's same-account retries — a short rate limit, a 401 after a token
+refresh — are the deliberate exceptions).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
 from typing import Any, Callable
 
 import attrs
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
 
+from gateway.pool import health
 from gateway.pool.account import Account
+from gateway.pool.decisions import (
+    Backoff,
+    CoolAccount,
+    CoolModel,
+    Disable,
+    GiveUp,
+    NextAccount,
+    RefreshAndRetrySame,
+    RetrySame,
+    Tuning,
+    decide,
+    is_capacity,
+)
 from gateway.pool.pool import AccountPool
 from gateway.protocol import envelope
-from gateway.protocol.classify import UpstreamFailure, classify, client_error
-from gateway.protocol.errors import GatewayError
+from gateway.protocol.classify import classify, client_error, scrub
+from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
+from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
 from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
+
+log = Logger()
 
 NO_ACCOUNT_HELP = (
     "add a Google account to the store ({store}) with its refresh_token, "
@@ -29,11 +53,39 @@ NO_ACCOUNT_HELP = (
 
 @attrs.frozen
 class Forwarded:
-    """A successful upstream answer and the account that produced it."""
+    """A successful upstream answer and the account that produced it.
+
+    The account counts as in flight until the body of ``upstream.response``
+    has been delivered (``deliverBody`` ends) — or ``release()`` is called by
+    a caller that drops the answer unread.
+    """
 
     upstream: UpstreamResponse
     account: Account
     attempts: int
+    release: Callable[[], None] = attrs.field(default=lambda: None, repr=False, eq=False)
+
+
+@attrs.define
+class _Tries:
+    """What one client request has tried so far."""
+
+    exclude: set[str] = attrs.Factory(set)
+    retried: set[str] = attrs.Factory(set)
+    refreshed: set[str] = attrs.Factory(set)
+    attempts: int = 0
+    backoffs: int = 0
+    last: GatewayError | None = None
+    capacity: bool = False
+
+
+@attrs.frozen
+class _Again:
+    """Go on: with the same account (and this token) or another, after ``delay`` seconds."""
+
+    same: bool
+    delay: float = 0.0
+    token: str | None = None
 
 
 class Forwarder:
@@ -46,6 +98,13 @@ class Forwarder:
         max_attempts: int,
         clock: Callable[[], float],
         user_agent: str = "antigravity",
+        *,
+        reactor: Any = None,
+        tuning: Tuning = Tuning(),
+        queue_timeout: float = 30.0,
+        session_header: str = "x-session-id",
+        quota: Any = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.pool = pool
         self.tokens = tokens
@@ -54,9 +113,35 @@ class Forwarder:
         self.max_attempts = max_attempts
         self.clock = clock
         self.user_agent = user_agent
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
 
-    async def generate(self, model: str, request: dict[str, Any], *, stream: bool) -> Forwarded:
-        """``generateContent`` / ``streamGenerateContent`` with a fresh envelope per attempt."""
+            reactor = default_reactor
+        self.reactor = reactor
+        self.tuning = tuning
+        self.queue_timeout = queue_timeout
+        self.session_header = session_header.lower().encode("latin-1")
+        #: A QuotaPoller (``poll_soon(email)`` after a quota error), or None.
+        self.quota = quota
+        self.jitter = jitter
+
+    def session_key(self, request: Any) -> str | None:
+        """The client's explicit conversation key (``[accounts] session_header``), if it sent one."""
+        value = request.getHeader(self.session_header)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        value = (value or "").strip()
+        return value[:256] or None
+
+    async def generate(
+        self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
+    ) -> Forwarded:
+        """``generateContent`` / ``streamGenerateContent`` with a fresh envelope per attempt.
+
+        The conversation keeps its account (sticky session) by ``session_key``
+        when the client sent one, else by the envelope's session id (a hash of
+        the system instruction and the first user turn).
+        """
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
 
@@ -71,11 +156,16 @@ class Forwarder:
             )
             return json.dumps(wrapped, separators=(",", ":")).encode()
 
-        return await self._attempts(model, method, payload, stream=stream, needs_project=True)
+        return await self._attempts(
+            model, method, payload, stream=stream, needs_project=True, select_model=model, session=session_key or session_id
+        )
 
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
+        """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
-        return await self._attempts(model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False)
+        return await self._attempts(
+            model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None
+        )
 
     async def available_models(self) -> Forwarded:
         """``fetchAvailableModels`` through any usable account."""
@@ -83,7 +173,7 @@ class Forwarder:
         def payload(account: Account, project: str | None) -> bytes:
             return json.dumps({"project": project or ""}).encode()
 
-        return await self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True)
+        return await self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True, select_model=None)
 
     async def _attempts(
         self,
@@ -93,58 +183,200 @@ class Forwarder:
         *,
         stream: bool,
         needs_project: bool,
+        select_model: str | None,
+        session: str | None = None,
     ) -> Forwarded:
-        tried: list[str] = []
-        last: GatewayError | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            account = self.pool.choose(model, exclude=tried)
-            if account is None:
-                break
-            tried.append(account.email)
-            try:
-                token = await self.tokens.token_for(account.email)
-                project = await self.projects.project_for(account.email, token) if needs_project else account.project_id
-            except InvalidGrant as e:
-                last = GatewayError(503, f"A pool account was disabled: {e}. Re-authorise it, then retry.")
-                self.pool.failed(account.email, "invalid_grant")
-                continue
-            except AccountIneligible as e:
-                last = GatewayError(503, f"A pool account cannot use Cloud Code: {e}")
-                self.pool.failed(account.email, "ineligible")
-                continue
-            except UpstreamUnreachable as e:
-                last = unreachable_error(e)
-                self.pool.failed(account.email, "unreachable")
-                continue
-            except (TokenEndpointError, DiscoveryFailed) as e:
-                last = GatewayError(503, f"Could not prepare a pool account: {e}. Retry shortly.")
-                self.pool.failed(account.email, type(e).__name__)
-                continue
-            try:
-                answer = await self.client.call(method, payload(account, project), token, stream=stream)
-            except UpstreamUnreachable as e:
-                last = unreachable_error(e)
-                self.pool.failed(account.email, "unreachable")
-                continue
-            if answer.code == 200:
-                self.pool.succeeded(account.email)
-                return Forwarded(answer, account, attempt)
-            failure = classify(answer.code, answer.headers, await read_body(answer.response), self.clock())
-            self._learn(account, failure)
-            error = client_error(failure)
-            if not failure.next_account:
-                raise error
-            last = error
-        if last is not None:
-            raise last
-        raise GatewayError(
-            503,
-            "No usable Google account in the pool: " + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe()) + ".",
-        )
+        """Attempts on up to ``max_attempts`` accounts; ``select_model`` None: model cooldowns do not matter."""
+        tries = _Tries()
+        account: Account | None = None  # in flight while held
+        token: str | None = None
+        try:
+            while True:
+                if account is None:
+                    if tries.attempts >= self.max_attempts:
+                        break
+                    account = await self._acquire(select_model, tries.exclude, session)
+                    if account is None:
+                        break
+                    tries.attempts += 1
+                    token = None
+                outcome = await self._attempt(account, token, tries, model, method, payload, stream, needs_project)
+                if isinstance(outcome, Forwarded):
+                    account = None  # the answer's body releases it
+                    return outcome
+                if not outcome.same:
+                    self.pool.release(account.email)
+                    account = None
+                    if tries.attempts >= self.max_attempts:
+                        break  # no point waiting for an attempt that will not happen
+                token = outcome.token
+                if outcome.delay > 0:
+                    await deferLater(self.reactor, outcome.delay, lambda: None)
+        finally:
+            if account is not None:
+                self.pool.release(account.email)
+        raise self._give_up(tries, model, select_model)
 
-    def _learn(self, account: Account, failure: UpstreamFailure) -> None:
-        self.pool.failed(account.email, failure.kind)
-        if failure.kind == "unauthorized":
-            # The stored token is rejected: the next use must refresh it.
-            current = self.pool.get(account.email) or account
-            self.pool.update(attrs.evolve(current, expiry=0.0))
+    async def _acquire(self, select_model: str | None, exclude: set[str], session: str | None) -> Account | None:
+        """An account now in flight; waits (bounded by ``queue_timeout``) while all are busy."""
+        deadline: float | None = None
+        while True:
+            self.pool.maybe_reload()
+            pick = self.pool.acquire(select_model, exclude, session)
+            if pick.account is not None or not pick.busy:
+                return pick.account
+            now = self.clock()
+            if deadline is None:
+                deadline = now + self.queue_timeout
+            if now >= deadline:
+                raise GatewayError(
+                    503,
+                    f"Every account that could serve this request is busy ({self.pool.max_in_flight} in flight each, "
+                    f"[accounts] max_in_flight) and none came free within {self.queue_timeout:g}s. Retry shortly.",
+                    details=[retry_info(1.0)],
+                    headers={"Retry-After": "1"},
+                )
+            await wait_for_release(self.pool, self.reactor, deadline - now)
+
+    async def _attempt(
+        self,
+        account: Account,
+        token: str | None,
+        tries: _Tries,
+        model: str,
+        method: str,
+        payload: Callable[[Account, str | None], bytes],
+        stream: bool,
+        needs_project: bool,
+    ) -> "Forwarded | _Again":
+        email = account.email
+        try:
+            if token is None:
+                token = await self.tokens.token_for(email)
+            project = await self.projects.project_for(email, token) if needs_project else account.project_id
+        except InvalidGrant as e:
+            return self._next(tries, email, GatewayError(503, f"A pool account was disabled: {e}. Re-authorise it, then retry."), "invalid_grant")
+        except AccountIneligible as e:
+            return self._next(tries, email, GatewayError(503, f"A pool account cannot use Cloud Code: {e}"), "ineligible")
+        except UpstreamUnreachable as e:
+            return self._next(tries, email, unreachable_error(e), "unreachable")
+        except (TokenEndpointError, DiscoveryFailed) as e:
+            return self._next(tries, email, GatewayError(503, f"Could not prepare a pool account: {e}. Retry shortly."), type(e).__name__)
+        try:
+            answer = await self.client.call(method, payload(account, project), token, stream=stream)
+        except UpstreamUnreachable as e:
+            return self._next(tries, email, unreachable_error(e), "unreachable")
+        if answer.code == 200:
+            self.pool.succeeded(email)
+            return self._forwarded(answer, account, tries.attempts)
+        failure = classify(answer.code, answer.headers, await read_body(answer.response), self.clock())
+        now = self.clock()
+        current = self.pool.get(email) or account
+        action = decide(
+            failure,
+            model=model,
+            now=now,
+            tuning=self.tuning,
+            retried_same=email in tries.retried,
+            refreshed=email in tries.refreshed,
+            backoffs=tries.backoffs,
+            jitter=self.jitter(),
+            quota_reset=health.quota_reset(current, model, now),
+        )
+        tries.last = client_error(failure)
+        tries.capacity = is_capacity(failure)
+        self.pool.failed(email, f"HTTP {failure.status} {failure.reason or failure.kind}: {scrub(failure.message)[:200]}")
+        if isinstance(action, RetrySame):
+            tries.retried.add(email)
+            return _Again(True, action.delay, token)
+        if isinstance(action, RefreshAndRetrySame):
+            tries.refreshed.add(email)
+            try:
+                fresh = await self.tokens.token_for(email, rejected=token)
+            except InvalidGrant as e:
+                return self._next(tries, email, GatewayError(503, f"A pool account was disabled: {e}. Re-authorise it, then retry."), "invalid_grant")
+            except (TokenEndpointError, UpstreamUnreachable) as e:
+                return self._next(tries, email, GatewayError(503, f"Could not refresh a pool account's token: {e}. Retry shortly."), type(e).__name__)
+            return _Again(True, 0.0, fresh)
+        if isinstance(action, CoolAccount):
+            log.info("account {email} cooling down until {until:.0f}: {reason}", email=email, until=action.until, reason=action.reason)
+            self.pool.cool_account(email, action.until, action.reason)
+        elif isinstance(action, CoolModel):
+            log.info("account {email} cooling down for {model} until {until:.0f}: {reason}", email=email, model=action.model, until=action.until, reason=action.reason)
+            self.pool.cool_model(email, action.model, action.until, action.reason)
+            if self.quota is not None:
+                self.quota.poll_soon(email)
+        elif isinstance(action, Disable):
+            log.warn("account {email} taken out of rotation: {reason}", email=email, reason=action.reason)
+            self.pool.disable(email, action.reason, action.validation_url)
+        elif isinstance(action, Backoff):
+            tries.backoffs += 1
+            return _Again(False, action.delay)
+        elif isinstance(action, GiveUp):
+            raise tries.last
+        assert isinstance(action, (CoolAccount, CoolModel, Disable, NextAccount))
+        tries.exclude.add(email)
+        return _Again(False)
+
+    def _next(self, tries: _Tries, email: str, error: GatewayError, reason: str) -> _Again:
+        """This account cannot serve now (setup failed or unreachable): another one, at once."""
+        tries.last = error
+        tries.capacity = False
+        tries.exclude.add(email)
+        self.pool.failed(email, reason)
+        return _Again(False)
+
+    def _forwarded(self, answer: UpstreamResponse, account: Account, attempts: int) -> Forwarded:
+        email = account.email
+        release = once(lambda: self.pool.release(email))
+        response = answer.response
+        if getattr(response, "length", None) == 0:
+            release()  # treq never delivers an empty body, so nothing would release it
+        else:
+            response = ReleasingResponse(response, release)
+        return Forwarded(attrs.evolve(answer, response=response), account, attempts, release)
+
+    def _give_up(self, tries: _Tries, model: str, select_model: str | None) -> GatewayError:
+        """The error for a request no attempt could serve."""
+        last = tries.last
+        if last is not None and tries.capacity:
+            message = (
+                f"{last.message.rstrip('. ')}. Cloud Code has no capacity for {model} right now; that is on "
+                "Google's side, so other accounts rarely help. Retry in a little while."
+            )
+            return GatewayError(503, message, "UNAVAILABLE", last.details, last.headers)
+        now = self.clock()
+        available = self.pool.availability(select_model)
+        if available.usable_now == 0 and available.earliest is not None and (last is None or last.code == 429):
+            delay = max(0.0, available.earliest - now)
+            cooling = available.enabled
+            message = (
+                f"No account in the pool can serve {model} now: {cooling} cooling down (quota or rate limits)"
+                + (f", {available.disabled} disabled" if available.disabled else "")
+                + f". The first comes back in {_human(delay)}; retry then."
+            )
+            if last is not None:
+                message = f"{last.message.rstrip('. ')}. {message}"
+            details = [d for d in (last.details if last is not None else []) if not str(d.get("@type", "")).endswith("RetryInfo")]
+            details.append(retry_info(delay))
+            return GatewayError(429, message, "RESOURCE_EXHAUSTED", details, {"Retry-After": str(max(1, math.ceil(delay)))})
+        if last is not None:
+            return last
+        if available.enabled == 0:
+            reasons = sorted({s.account.disabled_reason or "no reason given" for s in self.pool.states()})
+            disabled = f" ({available.disabled} disabled: {'; '.join(reasons)[:300]})" if available.disabled else ""
+            return GatewayError(
+                503,
+                "No usable Google account in the pool" + disabled + ": "
+                + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe()) + ".",
+            )
+        return GatewayError(503, "No account in the pool could serve this request; retry shortly.")
+
+
+def _human(seconds: float) -> str:
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

@@ -118,14 +118,14 @@ def enable(account: Account) -> Account:
 
 
 def with_quota(account: Account, snapshot: Mapping[str, ModelQuota], now: float) -> Account:
-    """Store a fresh quota snapshot; model cooldowns for models that have quota again end."""
+    """Store a fresh quota snapshot.
+
+    A model cooldown from a quota error is kept even when the snapshot
+    reports quota left: the error is the stronger evidence (upstream's
+    fraction lags, and per-minute limits do not show in it).
+    """
     account = prune(account, now)
-    cooldowns = {
-        m: c
-        for m, c in account.model_cooldowns.items()
-        if not (m in snapshot and snapshot[m].remaining > 0 and "quota" in c.reason.lower())
-    }
-    return attrs.evolve(account, quota=dict(snapshot), quota_updated=now, model_cooldowns=cooldowns)
+    return attrs.evolve(account, quota=dict(snapshot), quota_updated=now)
 
 
 def quota_from_upstream(answer: Any) -> dict[str, ModelQuota]:

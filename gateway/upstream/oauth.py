@@ -114,11 +114,19 @@ class AccessTokens:
         self._waiters: dict[str, list[Deferred[str]]] = {}
         self.refreshes = 0
 
-    def token_for(self, email: str, force: bool = False) -> Deferred[str]:
-        """A usable access token for ``email``; ``force`` refreshes even a valid one."""
+    def token_for(self, email: str, force: bool = False, rejected: str | None = None) -> Deferred[str]:
+        """A usable access token for ``email``.
+
+        ``force`` refreshes even a valid one. ``rejected``: upstream refused
+        this token (401); refresh unless the stored token is already another
+        one (a concurrent request refreshed it meanwhile), so N requests that
+        all see a 401 cause one refresh, not N.
+        """
         account = self._pool.get(email)
         if account is None:
             raise KeyError(email)
+        if rejected is not None:
+            force = account.access_token == rejected or not account.token_valid(self._clock(), self._margin)
         if not force and email not in self._waiters and account.token_valid(self._clock(), self._margin):
             return succeed(account.access_token or "")
         waiter: Deferred[str] = Deferred()
@@ -139,8 +147,8 @@ class AccessTokens:
         except InvalidGrant as e:
             self._pool.disable(email, str(e))
             raise
-        current = self._pool.get(email) or account
-        self._pool.update(apply_grant(current, grant, self._clock()))
+        now = self._clock()
+        self._pool.modify(email, lambda current: apply_grant(current, grant, now))
         return grant.access_token
 
     def _release(self, result: Any, email: str) -> None:

@@ -63,17 +63,33 @@ def default_tier(answer: dict[str, Any]) -> str:
 
 @attrs.frozen
 class Discovery:
-    """What ``loadCodeAssist`` said: a project now, or how to onboard."""
+    """What ``loadCodeAssist`` said: a project now, or how to onboard.
+
+    ``tier`` is the tier to onboard with; ``current`` the tier the account
+    is on (``standard-tier``, with the paid tier after a slash:
+    ``standard-tier/g1-pro-tier``), None before onboarding.
+    """
 
     project: str | None
     tier: str
     ineligible: str | None
+    current: str | None = None
+
+
+def _tier_id(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
+        return value["id"]
+    return None
 
 
 def read_load_answer(answer: dict[str, Any]) -> Discovery:
     project = project_from(answer.get("cloudaicompanionProject"))
     current = answer.get("currentTier") if isinstance(answer.get("currentTier"), dict) else None
-    return Discovery(project if current or project else None, default_tier(answer), ineligible_reason(answer))
+    tier = _tier_id(current)
+    paid = _tier_id(answer.get("paidTier"))
+    if tier and paid and paid != tier:
+        tier = f"{tier}/{paid}"
+    return Discovery(project if current or project else None, default_tier(answer), ineligible_reason(answer), tier)
 
 
 class ProjectResolver:
@@ -92,9 +108,10 @@ class ProjectResolver:
         self._max_polls = max_polls
         self._inflight: dict[str, list[Deferred[str]]] = {}
 
-    def project_for(self, email: str, token: str) -> Deferred[str]:
+    def project_for(self, email: str, token: str, force: bool = False) -> Deferred[str]:
+        """The account's project: stored, else discovered once (``force``: ask again, e.g. for the tier)."""
         account = self._pool.get(email)
-        if account is not None and account.project_id:
+        if account is not None and account.project_id and not force:
             d: Deferred[str] = Deferred()
             d.callback(account.project_id)
             return d
@@ -120,7 +137,8 @@ class ProjectResolver:
     async def _discover(self, email: str, token: str) -> str:
         answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)
         found = read_load_answer(answer)
-        project = found.project
+        stored = self._pool.get(email)
+        project = found.project or (stored.project_id if stored is not None else None)
         if project is None:
             if found.ineligible and not answer.get("allowedTiers"):
                 self._pool.disable(email, f"not eligible for Cloud Code: {found.ineligible}")
@@ -130,9 +148,8 @@ class ProjectResolver:
             reason = found.ineligible or "onboarding returned no project"
             self._pool.disable(email, f"no Cloud Code project: {reason}")
             raise AccountIneligible(reason)
-        account = self._pool.get(email)
-        if account is not None:
-            self._pool.update(attrs.evolve(account, project_id=project))
+        tier = found.current or found.tier
+        self._pool.modify(email, lambda a: attrs.evolve(a, project_id=project, tier=tier, ineligible=found.ineligible))
         return project
 
     async def _onboard(self, tier: str, token: str) -> str | None:

@@ -169,7 +169,7 @@ class GatewayApp:
         return None
 
     async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
-        forwarded = await self.forwarder.generate(model, body, stream=False)
+        forwarded = await self.forwarder.generate(model, body, stream=False, session_key=self.forwarder.session_key(request))
         raw = await read_body(forwarded.upstream.response, limit=1 << 40)
         request.setHeader(b"Content-Type", JSON)
         return _unwrapped(raw)
@@ -181,7 +181,7 @@ class GatewayApp:
         return _unwrapped(raw)
 
     async def _stream(self, request: IRequest, model: str, body: dict[str, Any], *, sse: bool) -> None:
-        forwarded = await self.forwarder.generate(model, body, stream=True)
+        forwarded = await self.forwarder.generate(model, body, stream=True, session_key=self.forwarder.session_key(request))
         fmt = StreamFormat(sse)
         request.setHeader(b"Content-Type", fmt.content_type)
         if sse:

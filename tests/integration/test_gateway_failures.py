@@ -46,11 +46,12 @@ async def test_429_on_every_attempt_is_passed_through_with_retry_info(tmp_path: 
 
 @pytest_twisted.ensureDeferred
 async def test_max_attempts_is_configurable(tmp_path: Path) -> None:
-    async with start_stack(tmp_path, accounts(4), upstream={"max_attempts": 2}) as stack:
+    async with start_stack(tmp_path, accounts(4), upstream={"max_attempts": 2}, accounts={"capacity_backoff": 0.01}) as stack:
         stack.emulator.state.add_fault({"method": "generateContent", "status": 503, "times": -1})
         response = await stack.post(GENERATE, HELLO)
         assert response.code == 503
-        await treq.content(response)
+        # a 503 is capacity trouble upstream: backed off, and the client is told rotating rarely helps
+        assert "other accounts rarely help" in (await body_json(response))["error"]["message"]
         assert len(emails(stack)) == 2
 
 
@@ -120,18 +121,37 @@ async def test_invalid_grant_disables_the_account_persistently_and_another_serve
 
 
 @pytest_twisted.ensureDeferred
-async def test_401_upstream_forces_a_refresh_before_that_account_is_used_again(tmp_path: Path) -> None:
-    async with start_stack(tmp_path, accounts(1)) as stack:
-        first = await stack.post(GENERATE, HELLO)
+async def test_401_refreshes_the_token_once_and_retries_on_the_same_account(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(2)) as stack:
+        session = {b"x-session-id": [b"conversation-1"]}  # sticky: both requests go to one account
+        first = await stack.post(GENERATE, HELLO, headers=dict(session))
         await treq.content(first)
-        stack.emulator.state.revoke("user0@example.com")  # access tokens die, refresh token lives
-        second = await stack.post(GENERATE, HELLO)
-        assert second.code == 401
+        [served] = emails(stack)
+        stack.emulator.state.revoke(served)  # its access tokens die, its refresh token lives
+        second = await stack.post(GENERATE, HELLO, headers=dict(session))
+        assert second.code == 200, await treq.content(second)
         await treq.content(second)
-        third = await stack.post(GENERATE, HELLO)
-        assert third.code == 200, await treq.content(third)
-        await treq.content(third)
-        assert stack.emulator.state.stats.token_refreshes["user0@example.com"] == 2
+        calls = stack.emulator.state.requests("generateContent")[1:]
+        # the rejected call and its retry, both on the account whose token died
+        assert [c["status"] for c in calls] == [401, 200]
+        assert [c["body"]["project"] for c in calls] == [stack.emulator.state.accounts[served].project_id] * 2
+        assert stack.emulator.state.stats.token_refreshes[served] == 2
+        [record] = [a for a in stack.stored() if a["email"] == served]
+        assert record["disabled"] is False and "cooldown_until" not in record
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_401_after_the_refresh_moves_on_and_cools_the_account(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(2)) as stack:
+        stack.emulator.state.add_fault({"method": "generateContent", "email": "user0@example.com", "status": 401, "times": -1})
+        for _ in range(2):
+            response = await stack.post(GENERATE, HELLO)
+            assert response.code == 200, await treq.content(response)
+            await treq.content(response)
+        user0 = [c["status"] for c in stack.emulator.state.requests("generateContent") if c["email"] == "user0@example.com"]
+        assert user0 == [401, 401]  # once, refreshed once, then never again while it cools
+        stored = {a["email"]: a for a in stack.stored()}
+        assert stored["user0@example.com"]["cooldown_until"] > 0
 
 
 @pytest_twisted.ensureDeferred

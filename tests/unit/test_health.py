@@ -68,10 +68,10 @@ def test_prune_drops_ended_cooldowns() -> None:
     assert pruned.cooldown_until == 0 and pruned.cooldown_reason is None and not pruned.model_cooldowns
 
 
-def test_a_fresh_quota_snapshot_ends_a_quota_cooldown_for_a_model_that_has_quota_again() -> None:
+def test_a_quota_snapshot_does_not_end_a_cooldown_from_a_quota_error() -> None:
     cooled = health.cool_model(fresh(), "m", NOW + 3600, "quota exhausted (QUOTA_EXHAUSTED)", NOW)
-    refilled = health.with_quota(cooled, {"m": ModelQuota(0.9, NOW + 86400)}, NOW + 10)
-    assert health.usable(refilled, "m", NOW + 10) and refilled.quota_updated == NOW + 10
+    polled = health.with_quota(cooled, {"m": ModelQuota(0.9, NOW + 86400)}, NOW + 10)
+    assert health.blocked_until(polled, "m", NOW + 10) == NOW + 3600 and polled.quota_updated == NOW + 10
 
 
 def test_quota_from_a_real_shaped_fetch_available_models_answer() -> None:
