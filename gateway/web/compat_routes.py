@@ -318,7 +318,7 @@ class CompatApp:
         if ctx.stream:
             await self._stream(request, model, gemini, OpenAIStream(ctx, self.signatures, now), ping=False)
             return None
-        document = await self._generate(model, gemini)
+        document = await self._generate(request, model, gemini)
         answer = openai_response.completion(document, ctx, self.signatures, self.reactor.seconds())
         return _json(request, answer)
 
@@ -336,7 +336,7 @@ class CompatApp:
         if ctx.stream:
             await self._stream(request, model, gemini, AnthropicStream(ctx, self.signatures, now), ping=True)
             return None
-        document = await self._generate(model, gemini)
+        document = await self._generate(request, model, gemini)
         return _json(request, anthropic_response.message(document, ctx, self.signatures, self.reactor.seconds()))
 
     @app.route("/v1/messages/count_tokens", methods=["POST"])
@@ -358,13 +358,13 @@ class CompatApp:
 
     # -- shared --
 
-    async def _generate(self, model: str, gemini: dict[str, Any]) -> Any:
-        forwarded = await self.forwarder.generate(model, gemini, stream=False)
+    async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
+        forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))
         raw = await read_body(forwarded.upstream.response, limit=1 << 40)
         return envelope.unwrap(_loads(raw))
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], translator: Any, *, ping: bool) -> None:
-        forwarded = await self.forwarder.generate(model, gemini, stream=True)
+        forwarded = await self.forwarder.generate(model, gemini, stream=True, session_key=self.forwarder.session_key(request))
         fmt = CompatStreamFormat(request, translator, self.reactor.seconds)
         request.setHeader(b"Content-Type", fmt.content_type)
         request.setHeader(b"Cache-Control", b"no-cache")
