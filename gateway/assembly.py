@@ -29,6 +29,9 @@ from gateway.web.app import GatewayApp
 from gateway.web.auth import AuthWrapper
 from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
 from gateway.web.site import GatewaySite
+from gateway.operations import ObservedTokenEndpoint, Operations
+from gateway.reload import SwappableAuth, SwappableMapper
+from gateway.web.front import CORSResource, Router
 
 
 @attrs.define
@@ -40,6 +43,7 @@ class Gateway:
     tokens: AccessTokens
     http_pool: HTTPConnectionPool
     quota: QuotaPoller | None = None
+    ops: Operations | None = None
 
     def close(self) -> Deferred[Any]:
         """Stop quota polling and close idle upstream connections (the last step of a shutdown)."""
@@ -49,22 +53,22 @@ class Gateway:
 
 
 def assemble(settings: Settings, reactor: Any) -> Gateway:
-    http_pool = HTTPConnectionPool(reactor, persistent=True)
-    http_pool.maxPersistentPerHost = 64
-    http_pool.cachedConnectionTimeout = 90
-    http = HTTPClient(Agent(reactor, pool=http_pool, connectTimeout=settings.upstream.connect_timeout))
+    ops = Operations(settings, reactor)  # metrics, request observer, upstream routes (direct or through proxies)
+    http_pool = ops  # closes the pooled connections of every route
+    http = ops.http
     up = settings.upstream
 
     backend = build(IAccountBackendFactory, settings.accounts.backend, "accounts.backend", settings)
     policy = build(ISelectionPolicyFactory, settings.accounts.selection, "accounts.selection", settings)
-    mapper = build(IModelMapperFactory, settings.models.mapper, "models.mapper", settings)
+    mapper = SwappableMapper(build(IModelMapperFactory, settings.models.mapper, "models.mapper", settings))
     mode = settings.effective_auth_mode()
-    strategy = AllowAll() if mode == "off" else build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings)
+    strategy = SwappableAuth(AllowAll() if mode == "off" else build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings))
 
     acc = settings.accounts
     pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
     client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
-    endpoint = TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout)
+    client.observer = ops.observer
+    endpoint = ObservedTokenEndpoint(TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), ops.observer)
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
     quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
@@ -73,11 +77,16 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
         pool, tokens, projects, client, up.max_attempts, reactor.seconds,
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
     )
+    forwarder.observer = ops.observer
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, up.models_cache_seconds)
     web.catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
-    root = CompatDispatch(AuthWrapper(AdminDispatch(web.resource(), admin), strategy, mode), ShapedAuth(compat.resource(), strategy, mode))
-    site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor)
+    gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
+    shaped = ShapedAuth(compat.resource(), strategy, mode)
+    root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)
+    site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
+                       trusted_proxies=settings.server.trusted_proxies)
+    ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
     quota.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops)

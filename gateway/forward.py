@@ -19,6 +19,7 @@ import attrs
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.pool import health
 from gateway.pool.account import Account
 from gateway.pool.decisions import (
@@ -89,6 +90,8 @@ class _Again:
 
 
 class Forwarder:
+    observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
+
     def __init__(
         self,
         pool: AccountPool,
@@ -250,6 +253,7 @@ class Forwarder:
         needs_project: bool,
     ) -> "Forwarded | _Again":
         email = account.email
+        self.observer.attempt(email, model, method)
         try:
             if token is None:
                 token = await self.tokens.token_for(email)
@@ -270,6 +274,7 @@ class Forwarder:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
         failure = classify(answer.code, answer.headers, await read_body(answer.response), self.clock())
+        self.observer.attempt_failed(failure.kind)
         now = self.clock()
         current = self.pool.get(email) or account
         action = decide(
@@ -324,6 +329,7 @@ class Forwarder:
         tries.capacity = False
         tries.exclude.add(email)
         self.pool.failed(email, reason)
+        self.observer.attempt_failed(reason)
         return _Again(False)
 
     def _forwarded(self, answer: UpstreamResponse, account: Account, attempts: int) -> Forwarded:

@@ -6,6 +6,7 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
@@ -16,6 +17,8 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IResponse
 
+from gateway import observe
+from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.protocol.errors import GatewayError
 
 # Connection-level failures: the request never got an answer from that host.
@@ -51,6 +54,8 @@ def discard(response: IResponse) -> None:
 
 
 class UpstreamClient:
+    observer: RequestObserver = NULL_OBSERVER  # metrics hooks (gateway.observe); set by assembly
+
     def __init__(self, http: HTTPClient, hosts: tuple[str, ...], user_agent: str, response_timeout: float) -> None:
         self._http = http
         self.hosts = hosts
@@ -76,14 +81,21 @@ class UpstreamClient:
 
     async def _each_host(self, verb: str, suffix: str, payload: bytes | None, token: str, stream: bool) -> UpstreamResponse:
         last_error: Failure | None = None
+        method = suffix.rsplit(":", 1)[-1].split("?", 1)[0] if verb == "POST" else "operation"
         for index, host in enumerate(self.hosts):
             is_last = index == len(self.hosts) - 1
+            started = self.observer.now()
             try:
                 response = await self._send(verb, host + suffix, payload, token, stream)
             except CONNECTION_ERRORS as e:
                 last_error = Failure(e)
+                self.observer.upstream_body(self.observer.now() - started)
+                if not is_last:
+                    self.observer.host_fallback(host, type(e).__name__)
                 continue
+            self.observer.upstream_first_byte(method, host, self.observer.now() - started)
             if response.code in NEXT_HOST_STATUSES and not is_last:
+                self.observer.host_fallback(host, str(response.code))
                 discard(response)
                 continue
             return UpstreamResponse(response.code, lower_headers(response), response, host)
@@ -117,6 +129,8 @@ async def read_body(response: IResponse, limit: int = MAX_ERROR_BODY) -> bytes:
     """The whole body of a (small) non-streamed answer."""
     import treq
 
+    started = time.monotonic()
     body = await treq.content(response)
+    observe.upstream_time(time.monotonic() - started)
     return body[:limit]
 

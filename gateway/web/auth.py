@@ -38,14 +38,16 @@ def _query(request: IRequest) -> dict[str, list[str]]:
 class AuthWrapper(Resource):
     isLeaf = True
 
-    def __init__(self, wrapped: IResource, strategy: IAuthStrategy, mode: str) -> None:
+    def __init__(self, wrapped: IResource, strategy: IAuthStrategy, mode: str, public_paths: frozenset[bytes] = frozenset()) -> None:
         super().__init__()
         self.wrapped = wrapped
+        # Read on every request: a SIGHUP reload replaces them (gateway.reload).
         self.strategy = strategy
         self.mode = mode
+        self.public_paths = public_paths  # never behind a key, whatever the mode (e.g. /metrics for scrapers)
 
     def render(self, request: IRequest) -> Any:
-        if needs_auth(self.mode, request.path):
+        if request.path not in self.public_paths and needs_auth(self.mode, request.path):
             credential = extract_credential(_headers(request), _query(request))
             if not self.strategy.authenticate(credential):
                 request.setResponseCode(401)

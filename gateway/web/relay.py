@@ -18,6 +18,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IRequest
 
+from gateway.observe import NULL_OBSERVER
 from gateway.protocol.envelope import unwrap_event
 from gateway.protocol.errors import error_dict
 from gateway.protocol.framing import JSONArrayWriter, SSEParser, dumps, sse_event_raw
@@ -65,10 +66,16 @@ class StreamRelay(Protocol):
         self._client_gone = False
         self._timer: IDelayedCall | None = None
         self._failed = False
+        self._observer = getattr(request, "observer", NULL_OBSERVER)
+        self._started = 0.0
+        if hasattr(request, "stream_relay"):
+            request.stream_relay = self  # the drain ends a stream still running after its grace period
 
     # -- upstream side --
 
     def connectionMade(self) -> None:
+        self._started = self._observer.now()
+        self._observer.stream_started(getattr(self.request, "observation", None))
         self.request.registerProducer(self.transport, True)
         self._arm()
 
@@ -84,6 +91,7 @@ class StreamRelay(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
         self._disarm()
+        self._observer.stream_finished(getattr(self.request, "observation", None), self._observer.now() - self._started)
         if not self._client_gone and not self._failed:
             for payload in self.parser.close():
                 self._emit(payload)
@@ -123,6 +131,12 @@ class StreamRelay(Protocol):
             self._write(self.fmt.error(code, message))
             self._write(self.fmt.end())
         self.transport.stopProducing()
+
+    def shutdown(self) -> None:
+        """The gateway is stopping and the drain's grace period is over."""
+        if self.transport is None:
+            return
+        self._fail(503, "The gateway is restarting and could not finish this stream in time; retry the request.")
 
     def _stalled(self) -> None:
         self._timer = None

@@ -1,23 +1,50 @@
-"""The Site and Request subclasses: limits checked before buffering, request ids.
+"""The Site, channel and Request subclasses: limits before buffering, request ids, drain.
 
-twisted.web buffers a whole body before ``render`` and has no size limit, so
-the limit is enforced here as headers and chunks arrive: an oversized body is
-answered 413 at once and the connection closed, without reading the rest.
+twisted.web buffers a whole body before ``render`` and has no body size
+limit, and answers oversized heads with a bare 400; so the limits live here
+and are checked as bytes arrive: a body over the limit (413), a URL (414) or
+head (431) too long, a client too slow to send its head or body (408) is
+answered with a google.rpc.Status at once and the connection closed, without
+reading the rest. The site also knows every open connection, so a shutdown
+can stop, let in-flight requests finish, and close each connection cleanly.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
+import ipaddress
 import re
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
+import attrs
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from gateway import observe
+from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.protocol.errors import error_body
 
 REQUEST_ID = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+IDLE_TIMEOUT = 300  # seconds an idle keep-alive connection is kept
+MAX_HEADER_COUNT = 200
+REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Request Entity Too Large",
+           414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+@attrs.frozen
+class Limits:
+    """What a client may send (``[server]`` settings); 0 for ``min_body_rate`` turns the rate check off."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 16384
+    max_url_bytes: int = 8192
+    client_timeout: float = 30.0
+    min_body_rate: int = 1024
 
 
 class _Discard(io.RawIOBase):
@@ -25,11 +52,79 @@ class _Discard(io.RawIOBase):
         return len(data)
 
 
+class TrustedProxies:
+    """Peers whose ``X-Forwarded-For`` is believed: IP networks, and ``unix`` for Unix-socket peers."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.unix = False
+        self.networks = []
+        for entry in entries:
+            if entry == "unix":
+                self.unix = True
+            else:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+
+    def __bool__(self) -> bool:
+        return self.unix or bool(self.networks)
+
+    def trusts(self, address: Any) -> bool:
+        if isinstance(address, UNIXAddress):
+            return self.unix
+        return _ip_in(getattr(address, "host", None), self.networks)
+
+    def trusts_ip(self, host: str) -> bool:
+        return _ip_in(host, self.networks)
+
+
+def _ip_in(host: str | None, networks: list[Any]) -> bool:
+    if not host or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+def forwarded_client(peer: Any, header_values: list[bytes] | None, trusted: TrustedProxies) -> Any:
+    """The client address: the peer, or, when the peer is a trusted proxy, the right-most
+    ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+    if not header_values or not trusted.trusts(peer):
+        return peer
+    hops = [h.strip() for value in header_values for h in value.decode("latin-1").split(",") if h.strip()]
+    for hop in reversed(hops):
+        host = hop[1:].split("]", 1)[0] if hop.startswith("[") else (hop.rsplit(":", 1)[0] if hop.count(":") == 1 else hop)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return peer  # a malformed hop: believe nothing further to the left
+        if trusted.trusts_ip(str(ip)):
+            continue
+        return IPv6Address("TCP", str(ip), 0) if ip.version == 6 else IPv4Address("TCP", str(ip), 0)
+    return peer
+
+
+def describe_address(address: Any) -> str:
+    if isinstance(address, UNIXAddress):
+        return "unix"
+    return str(getattr(address, "host", "") or "-")
+
+
 class GatewayRequest(Request):
     max_body_bytes: int = 32 * 1024 * 1024
     _received = 0
     _rejected = False
+    _client: Any = None
     request_id = ""
+    observation: observe.Observation | None = None
+    stream_relay: Any = None
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        # Kept here: Twisted drops ``self.channel`` once the request is done.
+        self.observer: RequestObserver = getattr(getattr(channel, "site", None), "observer", NULL_OBSERVER)
 
     def gotLength(self, length: int | None) -> None:
         limit = self.max_body_bytes = getattr(self.channel.site, "max_body_bytes", self.max_body_bytes)
@@ -52,39 +147,335 @@ class GatewayRequest(Request):
             return
         super().requestReceived(command, path, version)
 
+    def getClientAddress(self) -> Any:
+        """The client, after ``X-Forwarded-For`` from a trusted proxy (``[server] trusted_proxies``)."""
+        if self._client is None:
+            peer = super().getClientAddress()
+            trusted = getattr(self.channel.site, "trusted_proxies", None)
+            if trusted:
+                peer = forwarded_client(peer, self.requestHeaders.getRawHeaders(b"x-forwarded-for"), trusted)
+            self._client = peer
+        return self._client
+
+    def getClientIP(self) -> str | None:
+        address = self.getClientAddress()
+        return getattr(address, "host", None) if isinstance(address, (IPv4Address, IPv6Address)) else None
+
     def process(self) -> None:
         incoming = self.requestHeaders.getRawHeaders(REQUEST_ID)
         rid = incoming[-1] if incoming and _SAFE_ID.match(incoming[-1]) else uuid.uuid4().hex.encode()
         self.request_id = rid.decode()
         self.responseHeaders.setRawHeaders(REQUEST_ID, [rid])
+        self.observation = self.observer.request_started(
+            self.request_id, self.method, self.path, describe_address(self.getClientAddress())
+        )
+        # Everything the request starts (Klein's coroutine and what it awaits)
+        # runs in a copy of the context holding this request's observation.
+        contextvars.copy_context().run(self._process_observed)
+
+    def _process_observed(self) -> None:
+        observe.bind(self.observation)
         super().process()
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and getattr(self.channel.site, "draining", False):
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            self.channel.persistent = False
+        if data and self.observation is not None and self.code == 200:
+            self.observer.response_data(self.observation, data)
+        super().write(data)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.finished:
+                self.observer.request_finished(self.observation, self.code)
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        if not self.finished:
+            self.observer.request_finished(self.observation, 499)
+
+    def shutdown(self) -> None:
+        """The drain's grace period is over: end a relayed stream with an error event."""
+        relay = self.stream_relay
+        if relay is not None and hasattr(relay, "shutdown"):
+            relay.shutdown()
 
     def _reject_too_large(self) -> None:
         """Answer 413 straight on the transport; the body is never read."""
         self._rejected = True
         self.content = _Discard()
-        body = error_body(
+        self.channel.refuse(
             413,
             f"Request body is larger than the gateway's limit of {self.max_body_bytes} bytes "
             "([server] max_body_bytes). Send a smaller request.",
         )
+
+
+class GatewayChannel(HTTPChannel):
+    """HTTP/1.1 with the gateway's limits on the request line, the head and the client's pace."""
+
+    _phase: str | None = None  # None (between requests), "head", "body"
+    _head_bytes = 0
+    _header_count = 0
+    _window_bytes = 0
+    _timer: Any = None
+    _refused = False
+    _closing = False
+    _lost = False
+
+    @property
+    def limits(self) -> Limits:
+        return getattr(self.site, "limits", None) or Limits()
+
+    def connectionMade(self) -> None:
+        limits = self.limits
+        # Twisted's own checks answer a bare 400; ours answer 414/431 first.
+        self.totalHeadersSize = limits.max_url_bytes + limits.max_header_bytes + 4096
+        self.maxHeaders = MAX_HEADER_COUNT + 1
+        self.MAX_LENGTH = max(limits.max_url_bytes, limits.max_header_bytes) + 64
+        super().connectionMade()
+
+    # -- the head --
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        limits = self.limits
+        if self._phase is None:
+            if not line:
+                super().lineReceived(line)
+                return
+            self._phase = "head"
+            self._head_bytes = 0
+            self._header_count = 0
+            self._start_timer(limits.client_timeout, self._head_too_slow)
+            parts = line.split(b" ")
+            if len(parts) >= 2 and len(parts[1]) > limits.max_url_bytes:
+                self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
+                                 "([server] max_url_bytes). Send parameters in the body.")
+                return
+        elif line:
+            self._head_bytes += len(line) + 2
+            if line[:1] not in (b" ", b"\t"):
+                self._header_count += 1
+            if self._head_bytes > limits.max_header_bytes or self._header_count > MAX_HEADER_COUNT:
+                self.refuse(431, f"The request headers are larger than the gateway's limit of {limits.max_header_bytes} "
+                                 f"bytes or {MAX_HEADER_COUNT} fields ([server] max_header_bytes).")
+                return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        limits = self.limits
+        if self._phase is None:
+            self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
+                             "([server] max_url_bytes). Send parameters in the body.")
+        else:
+            self.refuse(431, f"A request header is longer than the gateway's limit of {limits.max_header_bytes} bytes "
+                             "([server] max_header_bytes).")
+
+    def allHeadersReceived(self) -> None:
+        super().allHeadersReceived()
+        if getattr(self.site, "draining", False):
+            self.persistent = False
+        if self._refused or self._lost:
+            return
+        self._cancel_timer()
+        if self.length != 0:
+            self._phase = "body"
+            self._window_bytes = 0
+            limits = self.limits
+            if limits.min_body_rate > 0:
+                self._start_timer(limits.client_timeout, self._check_body_rate)
+
+    # -- the body --
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._phase == "body":
+            self._window_bytes += len(data)
+        super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._cancel_timer()
+        self._phase = None
+        super().allContentReceived()
+
+    # -- slow clients --
+
+    def _head_too_slow(self) -> None:
+        self._timer = None
+        if self._phase == "head":
+            self.refuse(408, f"The request line and headers did not arrive within {self.limits.client_timeout:g} s "
+                             "([server] client_timeout). Send the request at once.")
+
+    def _check_body_rate(self) -> None:
+        self._timer = None
+        if self._phase != "body":
+            return
+        limits = self.limits
+        needed = limits.min_body_rate * limits.client_timeout
+        if self._window_bytes < needed:
+            self.refuse(408, f"The request body arrived slower than the gateway's minimum of {limits.min_body_rate} "
+                             f"bytes/s over {limits.client_timeout:g} s ([server] min_body_rate). Send the body at once.")
+            return
+        self._window_bytes = 0
+        self._start_timer(limits.client_timeout, self._check_body_rate)
+
+    def _start_timer(self, seconds: float, call: Any) -> None:
+        self._cancel_timer()
+        self._timer = self.callLater(seconds, call)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # -- answers without a Request --
+
+    def refuse(self, code: int, message: str) -> None:
+        """Answer ``code`` with a google.rpc.Status now, read nothing more, and close."""
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_timer()
+        for request in self.requests:
+            request._rejected = True
+            request.content = _Discard()
+        self.dataReceived = lambda data: None  # type: ignore[method-assign]
+        rid = uuid.uuid4().hex
+        body = error_body(code, message)
         head = (
-            b"HTTP/1.1 413 Request Entity Too Large\r\n"
-            b"Content-Type: application/json; charset=UTF-8\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-            b"Connection: close\r\n\r\n"
+            b"HTTP/1.1 %d %s\r\n" % (code, REASONS.get(code, b"Error"))
+            + b"Content-Type: application/json; charset=UTF-8\r\n"
+            + b"Content-Length: %d\r\n" % len(body)
+            + REQUEST_ID + b": " + rid.encode() + b"\r\n"
+            + b"Connection: close\r\n\r\n"
         )
-        self.channel.transport.write(head + body)
-        self.channel.transport.loseConnection()
+        self.transport.write(head + body)
+        self.loseConnection()
+        observer = getattr(self.site, "observer", NULL_OBSERVER)
+        observer.rejected(code, REASONS.get(code, b"").decode(), rid, describe_address(self.transport.getPeer()))
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's malformed-request path, answered as JSON like every other error."""
+        self.refuse(400, "The request is not valid HTTP/1.1 (malformed request line, header or chunk).")
+
+    # -- shutdown --
+
+    @property
+    def idle(self) -> bool:
+        return not self.requests and self._phase is None
+
+    def requestDone(self, request: Any) -> None:
+        super().requestDone(request)
+        if getattr(self.site, "draining", False) and not self._lost:
+            self.close()
+
+    def close(self) -> None:
+        """Flush what is written, then close (``loseConnection``; ``connectionLost`` follows)."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self.loseConnection()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._lost = True
+        self._cancel_timer()
+        try:
+            super().connectionLost(reason)
+        finally:
+            lost = getattr(self.site, "channel_lost", None)
+            if lost is not None:
+                lost(self)
 
 
 class GatewaySite(Site):
     requestFactory = GatewayRequest
+    protocol = GatewayChannel
 
-    def __init__(self, resource: Any, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        max_body_bytes: int,
+        *,
+        limits: Limits | None = None,
+        observer: RequestObserver = NULL_OBSERVER,
+        trusted_proxies: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(resource, **kwargs)
+        self.limits = attrs.evolve(limits or Limits(), max_body_bytes=max_body_bytes)
         self.max_body_bytes = max_body_bytes
+        self.observer = observer
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
         self.displayTracebacks = False
+        self.draining = False
+        self.channels: set[GatewayChannel] = set()
+        self._all_closed: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        if self.draining:
+            # Accepted by the kernel before the port closed: serve nothing new.
+            channel.persistent = False
+        self.channels.add(channel)
+        return channel
+
+    def channel_lost(self, channel: Any) -> None:
+        self.channels.discard(channel)
+        if not self.channels:
+            waiters, self._all_closed = self._all_closed, []
+            for d in waiters:
+                d.callback(None)
 
     def log(self, request: Any) -> None:
-        """No combined-log lines: their URLs can carry ``?key=`` secrets."""
+        """No combined-log lines: their URLs can carry ``?key=`` secrets (see gateway.observe)."""
+
+    # -- drain --
+
+    def drain(self, grace: float) -> Deferred[None]:
+        """Stop serving new requests: close idle connections now, let in-flight requests
+        finish (each connection closes after its response), and after ``grace`` seconds
+        end streams with an error event and close what is left. Fires when every
+        connection is gone. Listening ports must already be closed."""
+        self.draining = True
+        for channel in list(self.channels):
+            if channel.idle:
+                channel.close()
+            else:
+                channel.persistent = False
+        done = self.closed()
+        if done.called:
+            return done
+        grace_call = self.reactor.callLater(grace, self._grace_over)
+        done.addBoth(lambda result: (grace_call.active() and grace_call.cancel(), result)[1])
+        return done
+
+    def closed(self) -> Deferred[None]:
+        """Fires once no connection is open."""
+        d: Deferred[None] = Deferred()
+        if not self.channels:
+            d.callback(None)
+        else:
+            self._all_closed.append(d)
+        return d
+
+    def _grace_over(self) -> None:
+        for channel in list(self.channels):
+            for request in list(channel.requests):
+                request.shutdown()
+        for channel in list(self.channels):
+            channel.close()
+        # A peer that does not read what is flushed must not hold the exit.
+        abort = self.reactor.callLater(5, self._abort_all)
+        self.closed().addBoth(lambda _: abort.active() and abort.cancel())
+
+    def _abort_all(self) -> None:
+        for channel in list(self.channels):
+            if channel.transport is not None:
+                channel.transport.abortConnection()

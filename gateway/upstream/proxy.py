@@ -1,0 +1,277 @@
+"""Upstream HTTP through an HTTP proxy: CONNECT tunnels, TLS on top, one client per route.
+
+Twisted's ``ProxyAgent`` only forwards plain HTTP; HTTPS needs ``CONNECT``
+(TWISTED.md): ``TunnelEndpoint`` connects to the proxy, sends ``CONNECT
+host:port``, waits for a 2xx, then hands the raw tunnel to the real protocol;
+``wrapClientTLS`` puts TLS on top for ``https://``. ``UpstreamHTTP`` keeps one
+treq client (and connection pool) per route — direct, ``[upstream] proxy``, or
+an account's own proxy — and ``RoutingHTTPClient`` picks the route from the
+credential a call carries (an access or refresh token names its account).
+Proxy credentials are secrets: never in errors or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
+from zope.interface import implementer
+
+MAX_PROXY_HEAD = 16384
+
+
+class ProxyError(ConnectError):
+    """The proxy refused or broke the tunnel; a connection error for host fallback and retries."""
+
+
+class ProxyURL:
+    """``http://[user:password@]host:port``; ``describe()`` omits the credentials."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise ValueError("a proxy must be http://[user:password@]host:port")
+        self.host = parts.hostname
+        self.port = parts.port
+        self.authorization: bytes | None = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.authorization = b"Basic " + base64.b64encode(pair)
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class _Tunnel(Protocol):
+    """Speaks CONNECT to the proxy; after a 2xx, becomes a pipe to the wrapped protocol."""
+
+    def __init__(self, target: bytes, authorization: bytes | None, factory: Factory, proxy: str, ready: Deferred[Any]) -> None:
+        self._target = target
+        self._authorization = authorization
+        self._factory = factory
+        self._proxy = proxy
+        self._ready = ready
+        self._buffer = b""
+        self._inner: Protocol | None = None
+
+    def connectionMade(self) -> None:
+        head = b"CONNECT " + self._target + b" HTTP/1.1\r\nHost: " + self._target + b"\r\n"
+        if self._authorization:
+            head += b"Proxy-Authorization: " + self._authorization + b"\r\n"
+        self.transport.write(head + b"\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.dataReceived(data)
+            return
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_PROXY_HEAD:
+                self._refused("an over-long answer to CONNECT")
+            return
+        status_line = self._buffer.split(b"\r\n", 1)[0]
+        rest = self._buffer[end + 4:]
+        self._buffer = b""
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1][:1] == b"2":
+            code = parts[1].decode("latin-1", "replace") if len(parts) > 1 else "?"
+            self._refused(f"HTTP {code} to CONNECT")
+            return
+        inner = self._factory.buildProtocol(self.transport.getPeer())
+        if inner is None:
+            self.transport.loseConnection()
+            self._fail(ProxyError(string="the tunnel's protocol factory declined the connection"))
+            return
+        self._inner = inner
+        inner.makeConnection(self.transport)
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.callback(inner)
+        if rest:
+            inner.dataReceived(rest)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._inner is not None:
+            self._inner.connectionLost(reason)
+        else:
+            self._fail(ProxyError(string=f"proxy {self._proxy} closed the connection before the tunnel was open"))
+
+    def _refused(self, what: str) -> None:
+        self.transport.loseConnection()
+        self._fail(ProxyError(string=f"proxy {self._proxy} answered {what}"))
+
+    def _fail(self, error: Exception) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None and not ready.called:
+            ready.errback(Failure(error))
+
+
+class _TunnelFactory(Factory):
+    def __init__(self, make: Callable[[], _Tunnel]) -> None:
+        self._make = make
+
+    def buildProtocol(self, addr: Any) -> _Tunnel:
+        protocol = self._make()
+        protocol.factory = self
+        return protocol
+
+
+@implementer(IStreamClientEndpoint)
+class TunnelEndpoint:
+    """Connects to ``host:port`` through an HTTP proxy's CONNECT (plain bytes; wrap for TLS)."""
+
+    def __init__(self, proxy_endpoint: IStreamClientEndpoint, host: str, port: int, authorization: bytes | None, proxy: str) -> None:
+        self._proxy_endpoint = proxy_endpoint
+        self._target = f"[{host}]:{port}".encode() if ":" in host else f"{host}:{port}".encode()
+        self._authorization = authorization
+        self._proxy = proxy
+
+    def connect(self, factory: Factory) -> Deferred[Any]:
+        tunnels: list[_Tunnel] = []
+
+        def cancel(d: Deferred[Any]) -> None:
+            connecting.cancel()
+            for tunnel in tunnels:
+                if tunnel.transport is not None:
+                    tunnel.transport.abortConnection()
+
+        ready: Deferred[Any] = Deferred(cancel)
+
+        def make() -> _Tunnel:
+            tunnel = _Tunnel(self._target, self._authorization, factory, self._proxy, ready)
+            tunnels.append(tunnel)
+            return tunnel
+
+        connecting = self._proxy_endpoint.connect(_TunnelFactory(make))
+
+        def failed(failure: Failure) -> None:
+            if not ready.called:
+                ready.errback(failure)
+
+        connecting.addErrback(failed)
+        return ready
+
+
+@implementer(IAgentEndpointFactory)
+class ProxyEndpointFactory:
+    """For ``Agent.usingEndpointFactory``: every URI through one proxy, TLS inside the tunnel for https."""
+
+    def __init__(self, reactor: Any, proxy: ProxyURL, connect_timeout: float, tls_policy: IPolicyForHTTPS | None = None) -> None:
+        self._reactor = reactor
+        self._proxy = proxy
+        self._timeout = connect_timeout
+        self._policy = tls_policy or BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        proxy = HostnameEndpoint(self._reactor, self._proxy.host, self._proxy.port, timeout=self._timeout)
+        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
+        tunnel = TunnelEndpoint(proxy, host, uri.port, self._proxy.authorization, self._proxy.describe())
+        if uri.scheme == b"https":
+            return wrapClientTLS(self._policy.creatorForNetloc(uri.host, uri.port), tunnel)
+        return tunnel
+
+
+def proxy_agent(reactor: Any, proxy: str, pool: HTTPConnectionPool, connect_timeout: float, tls_policy: IPolicyForHTTPS | None = None) -> Agent:
+    return Agent.usingEndpointFactory(reactor, ProxyEndpointFactory(reactor, ProxyURL(proxy), connect_timeout, tls_policy), pool=pool)
+
+
+class UpstreamHTTP:
+    """One treq client and connection pool per route: direct (``""``) or a proxy URL."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        connect_timeout: float,
+        proxy: str = "",
+        account_proxies: Iterable[tuple[str, str]] = (),
+        accounts: Callable[[], Iterable[Any]] = lambda: (),
+        tls_policy: IPolicyForHTTPS | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._connect_timeout = connect_timeout
+        self.proxy = proxy
+        self.account_proxies = dict(account_proxies)
+        self._accounts = accounts
+        self._tls_policy = tls_policy
+        self._clients: dict[str, HTTPClient] = {}
+        self.pools: dict[str, HTTPConnectionPool] = {}
+
+    def client(self, proxy: str) -> HTTPClient:
+        if proxy not in self._clients:
+            pool = HTTPConnectionPool(self._reactor, persistent=True)
+            pool.maxPersistentPerHost = 64
+            pool.cachedConnectionTimeout = 90
+            if proxy:
+                agent = proxy_agent(self._reactor, proxy, pool, self._connect_timeout, self._tls_policy)
+            else:
+                agent = Agent(self._reactor, pool=pool, connectTimeout=self._connect_timeout)
+            self.pools[proxy] = pool
+            self._clients[proxy] = HTTPClient(agent)
+        return self._clients[proxy]
+
+    def proxy_for_account(self, email: str | None) -> str:
+        if email is not None and email in self.account_proxies:
+            return self.account_proxies[email]
+        return self.proxy
+
+    def for_credential(self, credential: str | None) -> HTTPClient:
+        """The client for the account an access or refresh token belongs to."""
+        if not self.account_proxies or not credential:
+            return self.client(self.proxy)
+        for account in self._accounts():
+            if credential in (getattr(account, "access_token", None), getattr(account, "refresh_token", None)):
+                return self.client(self.proxy_for_account(account.email))
+        return self.client(self.proxy)
+
+    def close(self) -> Deferred[Any]:
+        """Close every idle pooled connection (the last step of a shutdown)."""
+        if not self.pools:
+            return succeed(None)
+        return DeferredList([pool.closeCachedConnections() for pool in self.pools.values()])
+
+
+class RoutingHTTPClient:
+    """Looks like treq's ``HTTPClient`` (``request``, ``get``, ``post``); each call goes through the
+    route of the account whose credential it carries (``Authorization: Bearer``, or the
+    ``refresh_token`` of a token-endpoint form)."""
+
+    def __init__(self, routes: UpstreamHTTP) -> None:
+        self.routes = routes
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]:
+        return self.routes.for_credential(_credential(kwargs)).request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> Deferred[Any]:
+        return self.request("POST", url, data=data, **kwargs)
+
+
+def _credential(kwargs: dict[str, Any]) -> str | None:
+    headers = kwargs.get("headers") or {}
+    for name, values in headers.items():
+        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        if key.lower() == "authorization":
+            value = values[-1] if isinstance(values, list) else values
+            value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            if value.lower().startswith("bearer "):
+                return value[7:].strip()
+    data = kwargs.get("data")
+    if isinstance(data, bytes) and b"refresh_token=" in data:
+        values = parse_qs(data.decode("latin-1")).get("refresh_token")
+        if values:
+            return values[-1]
+    return None

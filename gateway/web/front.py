@@ -1,0 +1,85 @@
+"""The resources in front of the Gemini routes: CORS, and ``/metrics`` beside the Klein app.
+
+Order on the main listener: ``CORSResource`` (answers preflights, which carry
+no key) → ``AuthWrapper`` → ``Router`` (``/metrics`` or the Klein app). Leaf
+resources that delegate, as TWISTED.md says middleware must be.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+
+from gateway.protocol.errors import error_body
+
+JSON = b"application/json; charset=UTF-8"
+ALLOW_METHODS = b"GET, POST, OPTIONS"
+EXPOSE_HEADERS = b"x-request-id, retry-after"
+_HEADER_LIST = re.compile(rb"^[A-Za-z0-9!#$%&'*+.^_`|~\-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~\-]+)*$")
+PREFLIGHT_MAX_AGE = b"600"
+
+
+class CORSResource(Resource):
+    """Cross-origin access for browser clients; ``origins`` ("*" or exact origins), empty: off."""
+
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource, origins: Iterable[str]) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+
+    def allowed(self, origin: bytes) -> bool:
+        if not self.origins:
+            return False
+        return "*" in self.origins or origin.decode("latin-1").rstrip("/").lower() in self.origins
+
+    def render(self, request: IRequest) -> Any:
+        origin = request.getHeader(b"origin")
+        if not self.origins or origin is None:
+            return self.wrapped.render(request)
+        asked = request.getHeader(b"access-control-request-method")
+        if request.method == b"OPTIONS" and asked is not None:
+            return self._preflight(request, origin)
+        if self.allowed(origin):
+            self._allow(request, origin)
+            request.setHeader(b"Access-Control-Expose-Headers", EXPOSE_HEADERS)
+        request.responseHeaders.addRawHeader(b"Vary", b"Origin")
+        return self.wrapped.render(request)
+
+    def _allow(self, request: IRequest, origin: bytes) -> None:
+        request.setHeader(b"Access-Control-Allow-Origin", b"*" if "*" in self.origins else origin)
+
+    def _preflight(self, request: IRequest, origin: bytes) -> bytes:
+        request.responseHeaders.addRawHeader(b"Vary", b"Origin")
+        if not self.allowed(origin):
+            request.setResponseCode(403)
+            request.setHeader(b"Content-Type", JSON)
+            return error_body(403, "This origin is not allowed to call the gateway ([server] cors_origins).", "PERMISSION_DENIED")
+        request.setResponseCode(204)
+        self._allow(request, origin)
+        request.setHeader(b"Access-Control-Allow-Methods", ALLOW_METHODS)
+        headers = request.getHeader(b"access-control-request-headers")
+        if headers and _HEADER_LIST.match(headers.strip()):
+            request.setHeader(b"Access-Control-Allow-Headers", headers.strip())
+        request.setHeader(b"Access-Control-Max-Age", PREFLIGHT_MAX_AGE)
+        return b""
+
+
+class Router(Resource):
+    """``/metrics`` to the metrics resource (when it is served here), everything else to the app."""
+
+    isLeaf = True
+
+    def __init__(self, app: IResource, metrics: IResource | None = None) -> None:
+        super().__init__()
+        self.app = app
+        self.metrics = metrics
+
+    def render(self, request: IRequest) -> Any:
+        if self.metrics is not None and request.path == b"/metrics":
+            return self.metrics.render(request)
+        return self.app.render(request)

@@ -1,0 +1,66 @@
+"""Raw bytes over one loopback TCP connection, for tests of what a well-behaved client never sends.
+
+``exchange`` writes the given pieces (a float between them pauses that many
+seconds) and returns everything the server sent until it closed the
+connection; ``parse`` splits that into status, headers and body.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, race
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+
+
+class _Collect(Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed: Deferred[bytes] = Deferred()
+        self.watchers: list[Deferred[None]] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any) -> None:
+        if not self.closed.called:
+            self.closed.callback(self.data)
+        for watcher in self.watchers:
+            if not watcher.called:
+                watcher.callback(None)
+
+
+async def exchange(port: int, pieces: Sequence[bytes | float], timeout: float = 10.0) -> bytes:
+    """Send ``pieces`` and return what came back once the server closed (or ``timeout`` passed)."""
+    protocol = _Collect()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
+    for piece in pieces:
+        if protocol.closed.called:
+            break
+        if isinstance(piece, (int, float)):
+            watcher: Deferred[None] = Deferred()
+            protocol.watchers.append(watcher)
+            await race([deferLater(reactor, piece, lambda: None), watcher])  # a pause ends when the server closes
+        else:
+            protocol.transport.write(piece)
+    closed = protocol.closed
+    timer = reactor.callLater(timeout, protocol.transport.abortConnection)
+    try:
+        return await closed
+    finally:
+        if timer.active():
+            timer.cancel()
+
+
+def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
