@@ -43,7 +43,7 @@ from gateway.interfaces import IAuthStrategy, IModelMapper
 from gateway.protocol import envelope
 from gateway.protocol.credentials import extract_credential
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import read_body
+from gateway.upstream.client import discard, read_body
 from gateway.web.app import read_json
 from gateway.web.auth import needs_auth
 from gateway.web.relay import StreamRelay
@@ -173,11 +173,11 @@ class ImageFetcher:
 
         response = await self.http.get(url, unbuffered=True, timeout=self.timeout)
         if response.code != 200:
-            response.deliverBody(_Capped(0, Deferred()))  # throw the body away
+            discard(response)
             raise GatewayError(400, f"answered HTTP {response.code}")
         length = response.length
         if isinstance(length, int) and length > self.max_bytes:
-            response.deliverBody(_Capped(0, Deferred()))
+            discard(response)
             raise GatewayError(400, f"is larger than the gateway's limit of {self.max_bytes} bytes")
         reader: list[_Capped] = []
 

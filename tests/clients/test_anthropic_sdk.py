@@ -88,17 +88,20 @@ def test_models_list_for_claude_code(client: anthropic.Anthropic) -> None:
 def test_error_classes(client: anthropic.Anthropic, gw: ClientStack) -> None:
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "system", "content": "x"}])
-    gw.add_fault(method="generateContent", kind="error", status=429, times=-1)
+    gw.add_fault(method="generateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(anthropic.RateLimitError) as caught:
         client.messages.create(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert caught.value.body["error"]["type"] == "rate_limit_error"
     gw.clear_faults()
-    gw.add_fault(method="generateContent", kind="error", status=403, times=-1)
+    # A 403 from upstream must not reach Claude Code as 403 (it would show its login screen). Injected as an
+    # in-stream error before the first event, so the shared session's accounts are not disabled by the pool.
+    gw.add_fault(method="streamGenerateContent", kind="stream_error", after_events=0, status=403, times=-1)
     with pytest.raises(anthropic.InternalServerError) as refused:
-        client.messages.create(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert refused.value.status_code == 503
+        with client.messages.stream(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
+            stream.get_final_message()
+    assert refused.value.status_code == 503 and refused.value.body["error"]["type"] == "overloaded_error"
     gw.clear_faults()
-    gw.add_fault(method="streamGenerateContent", kind="error", status=429, times=-1)
+    gw.add_fault(method="streamGenerateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(anthropic.RateLimitError):
         with client.messages.stream(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
             stream.get_final_message()

@@ -111,6 +111,6 @@ def test_errors(client: openai.OpenAI, gw: ClientStack) -> None:
         client.chat.completions.create(model="gemini-2.5-flash", messages=[])
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
-    gw.add_fault(method="generateContent", kind="error", status=429, times=-1)
+    gw.add_fault(method="generateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "x"}])
