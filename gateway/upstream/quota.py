@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from gateway.pool import health
 from gateway.pool.pool import AccountPool
@@ -53,6 +54,7 @@ class QuotaPoller:
         #: email -> (when, the whole fetchAvailableModels answer)
         self.latest: dict[str, tuple[float, dict[str, Any]]] = {}
         self._inflight: dict[str, Deferred[dict[str, Any]]] = {}
+        self._waiters: dict[str, list[Deferred[dict[str, Any]]]] = {}
         self._background: set[Deferred[Any]] = set()
         self._last_soon: dict[str, float] = {}
         self._loop: LoopingCall | None = None
@@ -64,19 +66,25 @@ class QuotaPoller:
 
     def poll(self, email: str) -> Deferred[dict[str, Any]]:
         """Fetch ``email``'s models and quota now (one fetch in flight per account, shared)."""
-        running = self._inflight.get(email)
-        if running is None:
-            running = Deferred.fromCoroutine(self._poll(email))
-            self._inflight[email] = running
-
-            def done(result: Any) -> Any:
-                self._inflight.pop(email, None)
-                return result
-
-            running.addBoth(done)
         waiter: Deferred[dict[str, Any]] = Deferred()
-        running.addBoth(_chain, waiter)
+        if email in self._waiters:
+            self._waiters[email].append(waiter)
+            return waiter
+        self._waiters[email] = [waiter]
+        running = Deferred.fromCoroutine(self._poll(email))
+        self._inflight[email] = running
+        running.addBoth(self._settle, email)
         return waiter
+
+    def _settle(self, result: Any, email: str) -> None:
+        self._inflight.pop(email, None)
+        for waiter in self._waiters.pop(email, []):
+            if waiter.called:
+                continue
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
 
     async def _poll(self, email: str) -> dict[str, Any]:
         token = await self._tokens.token_for(email)
@@ -145,7 +153,7 @@ class QuotaPoller:
 
         def finished(result: Any) -> None:
             self._background.discard(d)
-            if hasattr(result, "check") and not result.check(CancelledError):
+            if isinstance(result, Failure) and not result.check(CancelledError):
                 self._pool.failed(email, f"quota poll: {result.getErrorMessage()}")
                 log.info("quota poll for {email} failed: {why}", email=email, why=result.getErrorMessage())
 
@@ -162,15 +170,6 @@ class QuotaPoller:
         if stale:
             await DeferredList([self.poll(e) for e in stale], consumeErrors=True)
         return {e: self.latest[e][1] for e in usable if e in self.latest}
-
-
-def _chain(result: Any, waiter: Deferred[Any]) -> Any:
-    if not waiter.called:
-        if hasattr(result, "check"):
-            waiter.errback(result)
-        else:
-            waiter.callback(result)
-    return None
 
 
 def merge_answers(answers: Iterable[dict[str, Any]]) -> dict[str, Any]:
