@@ -37,6 +37,14 @@ CALLBACK_PATH = "/oauth2callback"
 PASTE_PORT = 8085
 TIMEOUT = 30.0
 
+_opener = urllib.request.build_opener()
+
+
+def use_proxy(proxy: str) -> None:
+    """Send the token and userinfo calls through ``[upstream] proxy`` ("" = direct, or the environment's)."""
+    global _opener
+    _opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy})) if proxy else urllib.request.build_opener()
+
 
 class AuthorizationFailed(Exception):
     """The flow did not give us an account; ``str()`` says why, without secrets."""
@@ -116,7 +124,7 @@ def _post_form(url: str, form: dict[str, str]) -> dict[str, Any]:
 
 def _json_call(request: urllib.request.Request, url: str) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with _opener.open(request, timeout=TIMEOUT) as response:
             body = response.read()
     except urllib.error.HTTPError as e:
         body = e.read()

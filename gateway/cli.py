@@ -229,6 +229,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings, store: Any, now: fl
         # Only the credentials themselves can say whose they are: ask Google (a refresh and userinfo).
         from gateway import authorize
 
+        authorize.use_proxy(up.proxy)
         print(f"{e}; asking Google which account the credentials belong to…", file=sys.stderr)
         try:
             tokens = authorize.refresh(up.token_url, up.client_id, up.client_secret, e.refresh_token)
@@ -274,6 +275,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings, store: Any, now: float
     from gateway import authorize
 
     up = settings.upstream
+    authorize.use_proxy(up.proxy)
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -347,20 +349,20 @@ def run_refresh(settings: Settings, store: Any, emails: list[str], quiet_header:
 
 
 async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: list[str]) -> int:
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
-
     from gateway.pool.pool import AccountPool
     from gateway.pool.selection import LeastRecentlyUsed
     from gateway.upstream.client import UpstreamClient, UpstreamUnreachable
     from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpoint, TokenEndpointError
     from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
+    from gateway.upstream.proxy import RoutingHTTPClient, UpstreamHTTP
     from gateway.upstream.quota import QuotaPollFailed, QuotaPoller
 
     up = settings.upstream
-    http_pool = HTTPConnectionPool(reactor, persistent=False)
-    http = HTTPClient(Agent(reactor, pool=http_pool, connectTimeout=up.connect_timeout))
     pool = AccountPool(store, LeastRecentlyUsed(), reactor.seconds)
+    # The server's routes: [upstream] proxy and account_proxies apply here too.
+    routes = UpstreamHTTP(reactor, connect_timeout=up.connect_timeout, proxy=up.proxy, account_proxies=up.account_proxies,
+                          accounts=lambda: [s.account for s in pool.states()])
+    http = RoutingHTTPClient(routes)
     client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
     tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
@@ -393,7 +395,7 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
         print(line)
         if account.ineligible:
             print(f"  ineligible tiers: {account.ineligible}")
-    await http_pool.closeCachedConnections()
+    await routes.close()
     return 1 if failures else 0
 
 
