@@ -88,5 +88,6 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
+    quota.label = ops.observer.label
     quota.start()
     return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops)

@@ -304,15 +304,15 @@ class Forwarder:
                 return self._next(tries, email, GatewayError(503, f"Could not refresh a pool account's token: {e}. Retry shortly."), type(e).__name__)
             return _Again(True, 0.0, fresh)
         if isinstance(action, CoolAccount):
-            log.info("account {email} cooling down until {until:.0f}: {reason}", email=email, until=action.until, reason=action.reason)
+            log.info("account {email} cooling down until {until:.0f}: {reason}", email=self._who(email), until=action.until, reason=action.reason)
             self.pool.cool_account(email, action.until, action.reason)
         elif isinstance(action, CoolModel):
-            log.info("account {email} cooling down for {model} until {until:.0f}: {reason}", email=email, model=action.model, until=action.until, reason=action.reason)
+            log.info("account {email} cooling down for {model} until {until:.0f}: {reason}", email=self._who(email), model=action.model, until=action.until, reason=action.reason)
             self.pool.cool_model(email, action.model, action.until, action.reason)
             if self.quota is not None:
                 self.quota.poll_soon(email)
         elif isinstance(action, Disable):
-            log.warn("account {email} taken out of rotation: {reason}", email=email, reason=action.reason)
+            log.warn("account {email} taken out of rotation: {reason}", email=self._who(email), reason=action.reason)
             self.pool.disable(email, action.reason, action.validation_url)
         elif isinstance(action, Backoff):
             tries.backoffs += 1
@@ -322,6 +322,11 @@ class Forwarder:
         assert isinstance(action, (CoolAccount, CoolModel, Disable, NextAccount))
         tries.exclude.add(email)
         return _Again(False)
+
+    def _who(self, email: str) -> str | None:
+        """The account as ``[logging] account_label`` wants it in logs (email, hash or nothing)."""
+        label = getattr(self.observer, "label", None)
+        return label(email) if label is not None else email
 
     def _next(self, tries: _Tries, email: str, error: GatewayError, reason: str) -> _Again:
         """This account cannot serve now (setup failed or unreachable): another one, at once."""

@@ -58,6 +58,8 @@ class QuotaPoller:
         self._background: set[Deferred[Any]] = set()
         self._last_soon: dict[str, float] = {}
         self._loop: LoopingCall | None = None
+        #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
+        self.label: Callable[[str], Any] = lambda email: email
 
     def _now(self) -> float:
         return float(self._reactor.seconds())
@@ -155,7 +157,7 @@ class QuotaPoller:
             self._background.discard(d)
             if isinstance(result, Failure) and not result.check(CancelledError):
                 self._pool.failed(email, f"quota poll: {result.getErrorMessage()}")
-                log.info("quota poll for {email} failed: {why}", email=email, why=result.getErrorMessage())
+                log.info("quota poll for {email} failed: {why}", email=self.label(email), why=result.getErrorMessage())
 
         d.addBoth(finished)
 
