@@ -120,8 +120,22 @@ class ClientStack:
         self.control("DELETE", "faults")
 
     def reset(self) -> None:
-        """No faults, no recorded requests, no quotas, initial settings (accounts kept)."""
+        """No faults, no recorded requests, no quotas, initial settings (accounts kept).
+
+        The gateway learns from failures (cooldowns, disabled accounts), so a
+        test's faults would leak into the next: every account is re-enabled
+        the way an operator does it (``antigravity-gateway accounts enable``),
+        which the running gateway picks up from the store.
+        """
         self.control("POST", "reset", {})
+        import contextlib
+        import io
+
+        from gateway.cli import main as cli
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            for account in ACCOUNTS:
+                assert cli(["accounts", "enable", account["email"], "--config", str(self.directory / "gateway.toml")]) == 0
 
     def requests(self, method: str | None = None) -> list[dict[str, Any]]:
         """Upstream calls the emulator saw since the last reset (secrets redacted)."""
