@@ -7,8 +7,10 @@ one line. The service wires the parts together with the reactor it is given.
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
@@ -132,15 +134,19 @@ def check_startup(settings: Settings) -> None:
 
 
 class GatewayService(Service):
-    """Builds the gateway on start (with the running reactor) and listens."""
+    """Builds the gateway on start (with the running reactor), listens, reloads on SIGHUP,
+    and drains on stop: one service, so the steps happen in order (TWISTED.md)."""
 
     name = "antigravity-gateway"
 
-    def __init__(self, settings: Settings, reactor: Any = None) -> None:
+    def __init__(self, settings: Settings, reactor: Any = None, reload_settings: Callable[[], Settings] | None = None) -> None:
         self.settings = settings
         self._reactor = reactor
+        self._reload_settings = reload_settings
         self.ports: list[Any] = []
         self.gateway: Any = None
+        self.metrics_site: Any = None
+        self._previous_hup: Any = None
 
     def startService(self) -> None:
         super().startService()
@@ -152,22 +158,50 @@ class GatewayService(Service):
 
             reactor = default_reactor
         self.gateway = assemble(self.settings, reactor)
-        self._listening = DeferredList(
-            [self._listen(reactor, description) for description in self.settings.server.listen],
-            fireOnOneErrback=True,
-            consumeErrors=True,
-        )
+        ops = self.gateway.ops
+        if ops is not None and ops.reloader is not None:
+            if self._reload_settings is not None:
+                ops.reloader.load = self._reload_settings
+            ops.reloader.check = check_startup
+        self.metrics_site = ops.metrics_site() if ops is not None else None
+        listening = [self._listen(reactor, description, self.gateway.site) for description in self.settings.server.listen]
+        if self.metrics_site is not None:
+            listening += [self._listen(reactor, d, self.metrics_site, "metrics ") for d in self.settings.metrics.listen]
+        self._listening = DeferredList(listening, fireOnOneErrback=True, consumeErrors=True)
         self._listening.addErrback(self._listen_failed, reactor)
+        self._install_sighup(reactor)
 
-    def _listen(self, reactor: Any, description: str) -> Deferred[Any]:
-        d = serverFromString(reactor, description).listen(self.gateway.site)
+    def _listen(self, reactor: Any, description: str, site: Any, what: str = "") -> Deferred[Any]:
+        d = serverFromString(reactor, description).listen(site)
 
         def listening(port: Any) -> Any:
             self.ports.append(port)
-            log.info("antigravity-gateway listening on {where}", where=description)
+            log.info("antigravity-gateway {what}listening on {where}", what=what, where=description)
             return port
 
         return d.addCallback(listening)
+
+    def reload(self) -> bool:
+        """Re-read accounts, API keys and model mapping (SIGHUP); refused with a log line when bad."""
+        ops = self.gateway.ops if self.gateway is not None else None
+        if ops is None or ops.reloader is None:
+            return False
+        log.info("antigravity-gateway reloading (SIGHUP)")
+        return ops.reloader.reload()
+
+    def _install_sighup(self, reactor: Any) -> None:
+        if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+            return
+
+        def hangup(signum: int, frame: Any) -> None:
+            reactor.callFromThread(self.reload)
+
+        self._previous_hup = signal.signal(signal.SIGHUP, hangup)
+
+    def _restore_sighup(self) -> None:
+        if self._previous_hup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
 
     def _listen_failed(self, failure: Any, reactor: Any) -> None:
         error = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
@@ -177,13 +211,21 @@ class GatewayService(Service):
 
     @inlineCallbacks
     def stopService(self) -> Any:
+        """The drain: stop accepting; let in-flight requests and streams finish for up to
+        ``[server] drain_seconds``; flush and close every connection; close the upstream pool."""
         super().stopService()
+        self._restore_sighup()
+        grace = self.settings.server.drain_seconds
+        log.info("antigravity-gateway stopping: no new connections; requests in flight have {grace:g} s to finish", grace=grace)
         yield DeferredList([port.stopListening() for port in self.ports])
         self.ports = []
         if self.gateway is not None:
+            sites = [site for site in (self.gateway.site, self.metrics_site) if site is not None]
+            yield DeferredList([site.drain(grace) for site in sites])
             yield self.gateway.close()
+        log.info("antigravity-gateway stopped")
 
 
 def makeService(options: Options) -> GatewayService:
     assert options.settings is not None
-    return GatewayService(options.settings)
+    return GatewayService(options.settings, reload_settings=lambda: settings_from_options(options))

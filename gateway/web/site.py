@@ -30,7 +30,6 @@ from gateway.protocol.errors import error_body
 
 REQUEST_ID = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-IDLE_TIMEOUT = 300  # seconds an idle keep-alive connection is kept
 MAX_HEADER_COUNT = 200
 REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Request Entity Too Large",
            414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
@@ -407,7 +406,6 @@ class GatewaySite(Site):
         trusted_proxies: Iterable[str] = (),
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(resource, **kwargs)
         self.limits = attrs.evolve(limits or Limits(), max_body_bytes=max_body_bytes)
         self.max_body_bytes = max_body_bytes
