@@ -122,11 +122,12 @@ class GatewayRequest(Request):
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(channel, *args, **kwargs)
-        # Kept here: Twisted drops ``self.channel`` once the request is done.
-        self.observer: RequestObserver = getattr(getattr(channel, "site", None), "observer", NULL_OBSERVER)
+        # Kept here: Twisted drops ``self.channel`` once the request is done or its client gone.
+        self._site = getattr(channel, "site", None)
+        self.observer: RequestObserver = getattr(self._site, "observer", NULL_OBSERVER)
 
     def gotLength(self, length: int | None) -> None:
-        limit = self.max_body_bytes = getattr(self.channel.site, "max_body_bytes", self.max_body_bytes)
+        limit = self.max_body_bytes = getattr(self._site, "max_body_bytes", self.max_body_bytes)
         if length is not None and length > limit:
             self._reject_too_large()
             return
@@ -150,7 +151,7 @@ class GatewayRequest(Request):
         """The client, after ``X-Forwarded-For`` from a trusted proxy (``[server] trusted_proxies``)."""
         if self._client is None:
             peer = super().getClientAddress()
-            trusted = getattr(self.channel.site, "trusted_proxies", None)
+            trusted = getattr(self._site, "trusted_proxies", None)
             if trusted:
                 peer = forwarded_client(peer, self.requestHeaders.getRawHeaders(b"x-forwarded-for"), trusted)
             self._client = peer
@@ -177,9 +178,10 @@ class GatewayRequest(Request):
         super().process()
 
     def write(self, data: bytes) -> None:
-        if not self.startedWriting and getattr(self.channel.site, "draining", False):
+        channel = getattr(self, "channel", None)  # None once the client is gone; Twisted then drops the write
+        if channel is not None and not self.startedWriting and getattr(self._site, "draining", False):
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
-            self.channel.persistent = False
+            channel.persistent = False
         if data and self.observation is not None and self.code == 200:
             self.observer.response_data(self.observation, data)
         super().write(data)

@@ -233,3 +233,27 @@ async def test_a_client_that_hangs_up_is_logged_as_499(tmp_path: Path) -> None:
                 await deferLater(reactor, 0.05, lambda: None)
         assert [(e["status"], e["stream"]) for e in seen.events] == [(499, True)]
         assert value(await scrape(stack), "antigravity_gateway_active_streams") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_gone_before_a_generate_answer_is_logged_as_499_without_errors(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 0.5})
+        body = json.dumps(HELLO).encode()
+        head = (b"POST " + GENERATE.encode() + b" HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        failures: list[dict[str, Any]] = []
+
+        def errors(event: dict[str, Any]) -> None:
+            if "log_failure" in event or event.get("isError"):
+                failures.append(event)
+
+        globalLogPublisher.addObserver(errors)
+        try:
+            with Events() as seen:
+                await exchange(stack.port.getHost().port, [head + body, 0.1], timeout=0.01)  # hang up while upstream thinks
+                await deferLater(reactor, 0.8, lambda: None)  # the upstream answer arrives after the client left
+        finally:
+            globalLogPublisher.removeObserver(errors)
+        assert [e["status"] for e in seen.events] == [499]
+        assert failures == []
