@@ -7,7 +7,7 @@ connection; ``parse`` splits that into status, headers and body.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, race
@@ -33,14 +33,19 @@ class _Collect(Protocol):
                 watcher.callback(None)
 
 
-async def exchange(port: int, pieces: Sequence[bytes | float], timeout: float = 10.0) -> bytes:
-    """Send ``pieces`` and return what came back once the server closed (or ``timeout`` passed)."""
+async def exchange(port: int, pieces: Sequence[Any], timeout: float = 10.0) -> bytes:
+    """Send ``pieces`` and return what came back once the server closed (or ``timeout`` passed).
+
+    A piece is bytes to send, a number of seconds to pause, or a no-argument
+    coroutine function to await (e.g. until the server has done something)."""
     protocol = _Collect()
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
     for piece in pieces:
         if protocol.closed.called:
             break
-        if isinstance(piece, (int, float)):
+        if callable(piece):
+            await piece()
+        elif isinstance(piece, (int, float)):
             watcher: Deferred[None] = Deferred()
             protocol.watchers.append(watcher)
             await race([deferLater(reactor, piece, lambda: None), watcher])  # a pause ends when the server closes
@@ -64,3 +69,16 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers, body
+
+
+def until(condition: Callable[[], Any], timeout: float = 10.0) -> Callable[[], Any]:
+    """A piece for ``exchange``: wait (polling the reactor) until ``condition()`` is true."""
+
+    async def wait() -> None:
+        deadline = reactor.seconds() + timeout
+        while not condition():
+            if reactor.seconds() > deadline:
+                raise AssertionError("condition never became true")
+            await deferLater(reactor, 0.02, lambda: None)
+
+    return wait

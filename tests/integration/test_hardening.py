@@ -102,7 +102,7 @@ async def test_a_client_slower_than_the_body_rate_gets_408(tmp_path: Path) -> No
 
 @pytest_twisted.ensureDeferred
 async def test_a_body_sent_at_a_good_pace_is_served(tmp_path: Path) -> None:
-    async with start_stack(tmp_path, accounts(1), server={"client_timeout": 0.2, "min_body_rate": 50}) as stack:
+    async with start_stack(tmp_path, accounts(1), server={"client_timeout": 0.25, "min_body_rate": 20}) as stack:
         quarter = len(HELLO) // 4 + 1
         pieces: list[bytes | float] = [post_head(len(HELLO), b"Connection: close\r\n")]
         for i in range(4):

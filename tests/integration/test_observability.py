@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 
 from tests.integration.harness import accounts, body_json, start_stack
-from tests.integration.rawhttp import exchange
+from tests.integration.rawhttp import exchange, until
 
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -225,7 +225,8 @@ async def test_a_client_that_hangs_up_is_logged_as_499(tmp_path: Path) -> None:
         head = (b"POST " + SSE.encode() + b" HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body))
         with Events() as seen:
-            got = await exchange(stack.port.getHost().port, [head + body, 0.4], timeout=0.01)  # then hang up
+            first_event = until(lambda: stack.emulator.state.stats.stream_events >= 2)
+            got = await exchange(stack.port.getHost().port, [head + body, first_event, 0.1], timeout=0.01)  # then hang up
             assert b"data: " in got
             for _ in range(40):
                 if seen.events:
@@ -238,7 +239,7 @@ async def test_a_client_that_hangs_up_is_logged_as_499(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_a_client_gone_before_a_generate_answer_is_logged_as_499_without_errors(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 0.5})
+        stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 1.0})
         body = json.dumps(HELLO).encode()
         head = (b"POST " + GENERATE.encode() + b" HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body))
@@ -251,8 +252,9 @@ async def test_a_client_gone_before_a_generate_answer_is_logged_as_499_without_e
         globalLogPublisher.addObserver(errors)
         try:
             with Events() as seen:
-                await exchange(stack.port.getHost().port, [head + body, 0.1], timeout=0.01)  # hang up while upstream thinks
-                await deferLater(reactor, 0.8, lambda: None)  # the upstream answer arrives after the client left
+                upstream_asked = until(lambda: stack.emulator.state.requests("generateContent"))
+                await exchange(stack.port.getHost().port, [head + body, upstream_asked], timeout=0.01)  # hang up while upstream thinks
+                await deferLater(reactor, 1.2, lambda: None)  # the upstream answer arrives after the client left
         finally:
             globalLogPublisher.removeObserver(errors)
         assert [e["status"] for e in seen.events] == [499]

@@ -57,10 +57,10 @@ def test_no_secret_reaches_the_log_or_an_answer(tmp_path: Path) -> None:
         stack.fault(method="generateContent", status=429, reason="RATE_LIMIT_EXCEEDED", retry_delay=30, times=-1)
         assert keep(call("POST", url + GENERATE, ask(PROMPT), header))[0] == 429
         call("DELETE", stack.emulator_url + "/_emulator/faults")
-        for _ in range(10):  # until the third account has been tried, and disabled
+        for i in range(12):  # until the third account has been tried, and disabled (new prompts: no stickiness)
             if any(a.get("disabled") for a in json.loads(stack.store.read_text())["accounts"]):
                 break
-            keep(call("POST", url + GENERATE, ask(PROMPT), header))
+            keep(call("POST", url + GENERATE, ask(f"{PROMPT} {i}"), header))
         stack.fault(method="streamGenerateContent", kind="cut", after_events=1)
         stream = StreamReader(url, f"stream 4 events {PROMPT}", header)
         answers.append(json.dumps(stream.rest()).encode())

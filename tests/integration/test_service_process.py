@@ -81,7 +81,10 @@ def test_sigterm_lets_an_in_flight_generate_finish(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=request)
         worker.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while not stack.upstream_requests("generateContent"):  # in flight: upstream is working on it
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         stack.gateway.signal(signal.SIGTERM)
         wait_refused(stack.gateway_url)
         worker.join(15)
