@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from gateway.pool.account import Account
 from gateway.pool.pool import AccountPool
 from gateway.upstream.client import CONNECTION_ERRORS
+from gateway.upstream.singleflight import SingleFlight
 
 
 class InvalidGrant(Exception):
@@ -111,7 +112,7 @@ class AccessTokens:
         self._endpoint = endpoint
         self._clock = clock
         self._margin = margin
-        self._waiters: dict[str, list[Deferred[str]]] = {}
+        self._refreshing: SingleFlight[str] = SingleFlight()
         self.refreshes = 0
 
     def token_for(self, email: str, force: bool = False, rejected: str | None = None) -> Deferred[str]:
@@ -127,15 +128,9 @@ class AccessTokens:
             raise KeyError(email)
         if rejected is not None:
             force = account.access_token == rejected or not account.token_valid(self._clock(), self._margin)
-        if not force and email not in self._waiters and account.token_valid(self._clock(), self._margin):
+        if not force and email not in self._refreshing and account.token_valid(self._clock(), self._margin):
             return succeed(account.access_token or "")
-        waiter: Deferred[str] = Deferred()
-        if email in self._waiters:
-            self._waiters[email].append(waiter)
-        else:
-            self._waiters[email] = [waiter]
-            Deferred.fromCoroutine(self._refresh(email)).addBoth(self._release, email)
-        return waiter
+        return self._refreshing.run(email, lambda: self._refresh(email))
 
     async def _refresh(self, email: str) -> str:
         account = self._pool.get(email)
@@ -150,15 +145,3 @@ class AccessTokens:
         now = self._clock()
         self._pool.modify(email, lambda current: apply_grant(current, grant, now))
         return grant.access_token
-
-    def _release(self, result: Any, email: str) -> None:
-        for waiter in self._waiters.pop(email, []):
-            if not waiter.called:
-                waiter.callback(result) if not _is_failure(result) else waiter.errback(result)
-        return None
-
-
-def _is_failure(result: Any) -> bool:
-    from twisted.python.failure import Failure
-
-    return isinstance(result, Failure)

@@ -17,6 +17,7 @@ from twisted.internet.task import deferLater
 
 from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient, read_body
+from gateway.upstream.singleflight import SingleFlight
 
 METADATA = {"ideType": "ANTIGRAVITY", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
 
@@ -106,7 +107,7 @@ class ProjectResolver:
         self._reactor = reactor
         self._poll_interval = poll_interval
         self._max_polls = max_polls
-        self._inflight: dict[str, list[Deferred[str]]] = {}
+        self._discovering: SingleFlight[str] = SingleFlight()
 
     def project_for(self, email: str, token: str, force: bool = False) -> Deferred[str]:
         """The account's project: stored, else discovered once (``force``: ask again, e.g. for the tier)."""
@@ -115,24 +116,7 @@ class ProjectResolver:
             d: Deferred[str] = Deferred()
             d.callback(account.project_id)
             return d
-        waiter: Deferred[str] = Deferred()
-        if email in self._inflight:
-            self._inflight[email].append(waiter)
-        else:
-            self._inflight[email] = [waiter]
-            Deferred.fromCoroutine(self._discover(email, token)).addBoth(self._release, email)
-        return waiter
-
-    def _release(self, result: Any, email: str) -> None:
-        from twisted.python.failure import Failure
-
-        for waiter in self._inflight.pop(email, []):
-            if waiter.called:
-                continue
-            if isinstance(result, Failure):
-                waiter.errback(result)
-            else:
-                waiter.callback(result)
+        return self._discovering.run(email, lambda: self._discover(email, token))
 
     async def _discover(self, email: str, token: str) -> str:
         answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)

@@ -21,6 +21,7 @@ from gateway.pool.pool import AccountPool
 from gateway.protocol import models
 from gateway.protocol.errors import GatewayError
 from gateway.upstream.client import UpstreamClient, read_body
+from gateway.upstream.singleflight import SingleFlight
 
 log = Logger()
 
@@ -53,8 +54,7 @@ class QuotaPoller:
         self.interval = interval
         #: email -> (when, the whole fetchAvailableModels answer)
         self.latest: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._inflight: dict[str, Deferred[dict[str, Any]]] = {}
-        self._waiters: dict[str, list[Deferred[dict[str, Any]]]] = {}
+        self._polling: SingleFlight[dict[str, Any]] = SingleFlight()
         self._background: set[Deferred[Any]] = set()
         self._last_soon: dict[str, float] = {}
         self._loop: LoopingCall | None = None
@@ -68,25 +68,7 @@ class QuotaPoller:
 
     def poll(self, email: str) -> Deferred[dict[str, Any]]:
         """Fetch ``email``'s models and quota now (one fetch in flight per account, shared)."""
-        waiter: Deferred[dict[str, Any]] = Deferred()
-        if email in self._waiters:
-            self._waiters[email].append(waiter)
-            return waiter
-        self._waiters[email] = [waiter]
-        running = Deferred.fromCoroutine(self._poll(email))
-        self._inflight[email] = running
-        running.addBoth(self._settle, email)
-        return waiter
-
-    def _settle(self, result: Any, email: str) -> None:
-        self._inflight.pop(email, None)
-        for waiter in self._waiters.pop(email, []):
-            if waiter.called:
-                continue
-            if isinstance(result, Failure):
-                waiter.errback(result)
-            else:
-                waiter.callback(result)
+        return self._polling.run(email, lambda: self._poll(email))
 
     async def _poll(self, email: str) -> dict[str, Any]:
         token = await self._tokens.token_for(email)
@@ -131,8 +113,7 @@ class QuotaPoller:
         self._loop = None
         for d in list(self._background):
             d.cancel()
-        for d in list(self._inflight.values()):
-            d.cancel()
+        self._polling.stop()
 
     def _tick(self) -> None:
         self._pool.maybe_reload()
