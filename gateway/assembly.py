@@ -66,7 +66,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
 
     acc = settings.accounts
     pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
-    client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
+    client = UpstreamClient(ops.routes, up.hosts, up.user_agent, up.response_timeout, reactor)
     client.observer = ops.observer
     endpoint = ObservedTokenEndpoint(TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), ops.observer)
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)

@@ -363,7 +363,7 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
     routes = UpstreamHTTP(reactor, connect_timeout=up.connect_timeout, proxy=up.proxy, account_proxies=up.account_proxies,
                           accounts=lambda: [s.account for s in pool.states()])
     http = RoutingHTTPClient(routes)
-    client = UpstreamClient(http, up.hosts, up.user_agent, up.response_timeout)
+    client = UpstreamClient(routes, up.hosts, up.user_agent, up.response_timeout, reactor)
     tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
     poller = QuotaPoller(pool, tokens, projects, client, reactor, 0)

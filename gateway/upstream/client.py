@@ -6,16 +6,19 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 
 from __future__ import annotations
 
+import io
 import time
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
 import attrs
-from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError as TxTimeoutError
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
-from twisted.web.iweb import IResponse
+from twisted.web.client import URI, FileBodyProducer, ResponseFailed, ResponseNeverReceived
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IResponse
 
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
@@ -53,49 +56,86 @@ def discard(response: IResponse) -> None:
     response.deliverBody(_Discard())
 
 
+class AgentRoutes(TypingProtocol):
+    """Where an account's calls go (``gateway.upstream.proxy.UpstreamHTTP``): an Agent per route."""
+
+    def agent_for(self, credential: str | None) -> IAgent: ...
+
+
 class UpstreamClient:
+    """POSTs to Cloud Code through the route's ``Agent`` itself.
+
+    Not through treq: its per-request URL parsing (hyperlink, IDNA), wrapper
+    agents and cookie jar cost about as much as the rest of the upstream
+    call. What treq gave that matters is kept here: the response-headers
+    timeout (a timer that cancels the request) and unbuffered bodies (the
+    relay reads a stream with ``deliverBody`` as it arrives).
+    """
+
     observer: RequestObserver = NULL_OBSERVER  # metrics hooks (gateway.observe); set by assembly
 
-    def __init__(self, http: HTTPClient, hosts: tuple[str, ...], user_agent: str, response_timeout: float) -> None:
-        self._http = http
-        self.hosts = hosts
+    def __init__(self, routes: AgentRoutes, hosts: tuple[str, ...], user_agent: str, response_timeout: float,
+                 reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self._routes = routes
+        self._reactor = reactor
+        self.hosts = hosts  # may be replaced at run time (tests do): per-host state is keyed by the host
         self.user_agent = user_agent
         self.response_timeout = response_timeout
+        self._templates: dict[str, Headers] = {}
 
-    def _headers(self, token: str) -> dict[bytes, list[bytes]]:
-        return {
-            b"Authorization": [b"Bearer " + token.encode()],
-            b"Content-Type": [b"application/json"],
-            b"User-Agent": [self.user_agent.encode()],
-            b"Accept-Encoding": [b"identity"],
-        }
+    def _headers(self, host: str, token: str) -> Headers:
+        """The request headers for ``host``: a per-host template (with ``Host``, so the Agent
+        need not copy them again) plus this call's token."""
+        template = self._templates.get(host)
+        if template is None:
+            template = self._templates[host] = Headers({
+                b"Host": [_host_value(host)],
+                b"Content-Type": [b"application/json"],
+                b"User-Agent": [self.user_agent.encode()],
+                b"Accept-Encoding": [b"identity"],
+            })
+        headers = template.copy()
+        headers.setRawHeaders(b"Authorization", [b"Bearer " + token.encode()])
+        return headers
 
     async def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> UpstreamResponse:
         """POST one v1internal method, moving to the next host where PROTOCOL says to."""
         suffix = f"/v1internal:{method}" + ("?alt=sse" if stream else "")
-        return await self._each_host("POST", suffix, payload, token, stream)
+        return await self._each_host(b"POST", suffix, method, payload, token)
 
     async def get(self, path: str, token: str) -> UpstreamResponse:
         """GET ``{host}/v1internal/{path}`` (long-running operations)."""
-        return await self._each_host("GET", "/v1internal/" + path.lstrip("/"), None, token, False)
+        return await self._each_host(b"GET", "/v1internal/" + path.lstrip("/"), "operation", None, token)
 
-    async def _each_host(self, verb: str, suffix: str, payload: bytes | None, token: str, stream: bool) -> UpstreamResponse:
+    async def _each_host(self, verb: bytes, suffix: str, method: str, payload: bytes | None, token: str) -> UpstreamResponse:
         last_error: Failure | None = None
-        method = suffix.rsplit(":", 1)[-1].split("?", 1)[0] if verb == "POST" else "operation"
+        agent = self._routes.agent_for(token)
+        observer = self.observer
+        last = len(self.hosts) - 1
         for index, host in enumerate(self.hosts):
-            is_last = index == len(self.hosts) - 1
-            started = self.observer.now()
+            url = (host + suffix).encode("ascii")
+            headers = self._headers(host, token)
+            started = observer.now()
             try:
-                response = await self._send(verb, host + suffix, payload, token, stream)
+                try:
+                    response = await self._send(agent, verb, url, headers, payload)
+                except ResponseNeverReceived:
+                    # A pooled connection the server had closed: the request never
+                    # reached it, so sending it once more is safe (TWISTED.md).
+                    response = await self._send(agent, verb, url, headers, payload)
             except CONNECTION_ERRORS as e:
                 last_error = Failure(e)
-                self.observer.upstream_body(self.observer.now() - started)
-                if not is_last:
-                    self.observer.host_fallback(host, type(e).__name__)
+                observer.upstream_body(observer.now() - started)
+                if index != last:
+                    observer.host_fallback(host, type(e).__name__)
                 continue
-            self.observer.upstream_first_byte(method, host, self.observer.now() - started)
-            if response.code in NEXT_HOST_STATUSES and not is_last:
-                self.observer.host_fallback(host, str(response.code))
+            observer.upstream_first_byte(method, host, observer.now() - started)
+            if response.code in NEXT_HOST_STATUSES and index != last:
+                observer.host_fallback(host, str(response.code))
                 discard(response)
                 continue
             return UpstreamResponse(response.code, lower_headers(response), response, host)
@@ -103,16 +143,27 @@ class UpstreamClient:
             f"no upstream host answered ({', '.join(self.hosts)}): {_describe(last_error)}"
         )
 
-    async def _send(self, verb: str, url: str, payload: bytes | None, token: str, stream: bool) -> IResponse:
-        kwargs: dict[str, Any] = dict(headers=self._headers(token), timeout=self.response_timeout, unbuffered=stream)
-        if payload is not None:
-            kwargs["data"] = payload
-        try:
-            return await self._http.request(verb, url, **kwargs)
-        except ResponseNeverReceived:
-            # A pooled connection the server had closed: the request never
-            # reached it, so sending it once more is safe (TWISTED.md).
-            return await self._http.request(verb, url, **kwargs)
+    def _send(self, agent: IAgent, verb: bytes, url: bytes, headers: Headers, payload: bytes | None) -> Deferred[IResponse]:
+        """One request; cancelled (connection aborted) if no response headers come within the timeout."""
+        body = None if payload is None else FileBodyProducer(io.BytesIO(payload))
+        d = agent.request(verb, url, headers, body)
+        timer = self._reactor.callLater(self.response_timeout, d.cancel)
+
+        def settled(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return d.addBoth(settled)
+
+
+def _host_value(base_url: str) -> bytes:
+    """The ``Host`` header for a base URL, as ``Agent`` computes it."""
+    uri = URI.fromBytes(base_url.encode("ascii"))
+    host = b"[" + uri.host + b"]" if isIPv6Address(uri.host.decode("ascii")) else uri.host
+    if (uri.scheme, uri.port) in ((b"http", 80), (b"https", 443)):
+        return host
+    return b"%b:%d" % (host, uri.port)
 
 
 def _describe(failure: Failure | None) -> str:

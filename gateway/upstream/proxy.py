@@ -4,9 +4,12 @@ Twisted's ``ProxyAgent`` only forwards plain HTTP; HTTPS needs ``CONNECT``
 (TWISTED.md): ``TunnelEndpoint`` connects to the proxy, sends ``CONNECT
 host:port``, waits for a 2xx, then hands the raw tunnel to the real protocol;
 ``wrapClientTLS`` puts TLS on top for ``https://``. ``UpstreamHTTP`` keeps one
-treq client (and connection pool) per route — direct, ``[upstream] proxy``, or
-an account's own proxy — and ``RoutingHTTPClient`` picks the route from the
-credential a call carries (an access or refresh token names its account).
+``Agent`` (and connection pool) per route — direct, ``[upstream] proxy``, or
+an account's own proxy — with one endpoint per destination built once, not per
+request; the generation hot path (``gateway.upstream.client``) calls that Agent
+directly, the rest goes through a treq client on it. ``RoutingHTTPClient``
+picks the route from the credential a call carries (an access or refresh token
+names its account).
 Proxy credentials are secrets: never in errors or logs.
 """
 
@@ -182,12 +185,54 @@ class ProxyEndpointFactory:
         return tunnel
 
 
+@implementer(IAgentEndpointFactory)
+class DirectEndpointFactory:
+    """TCP for http, TCP+TLS for https: what a plain ``Agent`` connects with."""
+
+    def __init__(self, reactor: Any, connect_timeout: float, tls_policy: IPolicyForHTTPS | None = None) -> None:
+        self._reactor = reactor
+        self._timeout = connect_timeout
+        self._policy = tls_policy or BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port, timeout=self._timeout)
+        if uri.scheme == b"https":
+            return wrapClientTLS(self._policy.creatorForNetloc(uri.host, uri.port), endpoint)
+        return endpoint
+
+
+@implementer(IAgentEndpointFactory)
+class CachedEndpoints:
+    """One endpoint per (scheme, host, port), reused for every request.
+
+    ``Agent`` otherwise builds a ``HostnameEndpoint`` (with IDNA encoding)
+    for each request, even when the pool then hands out a cached connection;
+    endpoints hold no per-connection state, so one per destination serves all.
+    """
+
+    def __init__(self, inner: IAgentEndpointFactory) -> None:
+        self._inner = inner
+        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = self._inner.endpointForURI(uri)
+        return endpoint
+
+
 def proxy_agent(reactor: Any, proxy: str, pool: HTTPConnectionPool, connect_timeout: float, tls_policy: IPolicyForHTTPS | None = None) -> Agent:
-    return Agent.usingEndpointFactory(reactor, ProxyEndpointFactory(reactor, ProxyURL(proxy), connect_timeout, tls_policy), pool=pool)
+    factory = ProxyEndpointFactory(reactor, ProxyURL(proxy), connect_timeout, tls_policy)
+    return Agent.usingEndpointFactory(reactor, CachedEndpoints(factory), pool=pool)
+
+
+def direct_agent(reactor: Any, pool: HTTPConnectionPool, connect_timeout: float) -> Agent:
+    return Agent.usingEndpointFactory(reactor, CachedEndpoints(DirectEndpointFactory(reactor, connect_timeout)), pool=pool)
 
 
 class UpstreamHTTP:
-    """One treq client and connection pool per route: direct (``""``) or a proxy URL."""
+    """One Agent, treq client and connection pool per route: direct (``""``) or a proxy URL."""
 
     def __init__(
         self,
@@ -205,35 +250,53 @@ class UpstreamHTTP:
         self.account_proxies = dict(account_proxies)
         self._accounts = accounts
         self._tls_policy = tls_policy
+        self._agents: dict[str, Agent] = {}
         self._clients: dict[str, HTTPClient] = {}
         self.pools: dict[str, HTTPConnectionPool] = {}
 
-    def client(self, proxy: str) -> HTTPClient:
-        if proxy not in self._clients:
+    def agent(self, proxy: str) -> Agent:
+        """The route's Agent: what the generation hot path calls without treq's layers."""
+        agent = self._agents.get(proxy)
+        if agent is None:
             pool = HTTPConnectionPool(self._reactor, persistent=True)
             pool.maxPersistentPerHost = 64
             pool.cachedConnectionTimeout = 90
             if proxy:
                 agent = proxy_agent(self._reactor, proxy, pool, self._connect_timeout, self._tls_policy)
             else:
-                agent = Agent(self._reactor, pool=pool, connectTimeout=self._connect_timeout)
+                agent = direct_agent(self._reactor, pool, self._connect_timeout)
             self.pools[proxy] = pool
-            self._clients[proxy] = HTTPClient(agent)
-        return self._clients[proxy]
+            self._agents[proxy] = agent
+        return agent
+
+    def client(self, proxy: str) -> HTTPClient:
+        """The route's treq client (token endpoint, image fetches, and the like), on the same Agent."""
+        client = self._clients.get(proxy)
+        if client is None:
+            client = self._clients[proxy] = HTTPClient(self.agent(proxy))
+        return client
 
     def proxy_for_account(self, email: str | None) -> str:
         if email is not None and email in self.account_proxies:
             return self.account_proxies[email]
         return self.proxy
 
-    def for_credential(self, credential: str | None) -> HTTPClient:
-        """The client for the account an access or refresh token belongs to."""
+    def route_for(self, credential: str | None) -> str:
+        """The route (proxy URL, or ``""``) of the account an access or refresh token belongs to."""
         if not self.account_proxies or not credential:
-            return self.client(self.proxy)
+            return self.proxy
         for account in self._accounts():
             if credential in (getattr(account, "access_token", None), getattr(account, "refresh_token", None)):
-                return self.client(self.proxy_for_account(account.email))
-        return self.client(self.proxy)
+                return self.proxy_for_account(account.email)
+        return self.proxy
+
+    def for_credential(self, credential: str | None) -> HTTPClient:
+        """The treq client for the account an access or refresh token belongs to."""
+        return self.client(self.route_for(credential))
+
+    def agent_for(self, credential: str | None) -> Agent:
+        """The Agent for the account an access or refresh token belongs to."""
+        return self.agent(self.route_for(credential))
 
     def close(self) -> Deferred[Any]:
         """Close every idle pooled connection (the last step of a shutdown)."""
