@@ -6,19 +6,19 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any, Protocol as TypingProtocol
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError as TxTimeoutError
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import URI, FileBodyProducer, ResponseFailed, ResponseNeverReceived
+from twisted.web.client import URI, ResponseFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from zope.interface import implementer
 
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
@@ -54,6 +54,33 @@ class _Discard(Protocol):
 def discard(response: IResponse) -> None:
     """Throw away a body we will not use, letting the connection return to the pool."""
     response.deliverBody(_Discard())
+
+
+@implementer(IBodyProducer)
+class BytesProducer:
+    """A request body already in memory, written whole in ``startProducing``.
+
+    ``FileBodyProducer`` would send it from a Cooperator task a reactor turn
+    later, in 64 kB ticks; written at once, the body leaves with the headers
+    (the transport buffers what the socket does not take).
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self.body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class AgentRoutes(TypingProtocol):
@@ -145,7 +172,7 @@ class UpstreamClient:
 
     def _send(self, agent: IAgent, verb: bytes, url: bytes, headers: Headers, payload: bytes | None) -> Deferred[IResponse]:
         """One request; cancelled (connection aborted) if no response headers come within the timeout."""
-        body = None if payload is None else FileBodyProducer(io.BytesIO(payload))
+        body = None if payload is None else BytesProducer(payload)
         d = agent.request(verb, url, headers, body)
         timer = self._reactor.callLater(self.response_timeout, d.cancel)
 
