@@ -15,7 +15,8 @@ from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError,
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import URI, ResponseFailed, ResponseNeverReceived
+from twisted.web.client import URI, ResponseDone, ResponseFailed, ResponseNeverReceived
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
@@ -203,12 +204,40 @@ def unreachable_error(e: UpstreamUnreachable) -> GatewayError:
     return GatewayError(503, f"Cloud Code is unreachable: {e}. Check [upstream] hosts and the network, then retry.")
 
 
+class _Collect(Protocol):
+    """Collects a body (up to ``limit`` bytes; the rest is read and dropped) for one ``join``.
+
+    Cancelling ``done`` (the client hung up) closes the upstream connection.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._chunks: list[bytes] = []
+        self._room = limit
+        self.done: Deferred[bytes] = Deferred(self._cancel)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._room > 0:
+            self._chunks.append(data[:self._room])
+            self._room -= len(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self.done.called:
+            return
+        if reason is None or reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self._chunks))
+        else:
+            self.done.errback(reason)
+
+    def _cancel(self, d: Deferred[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
 async def read_body(response: IResponse, limit: int = MAX_ERROR_BODY) -> bytes:
-    """The whole body of a (small) non-streamed answer."""
-    import treq
-
+    """The whole body of a (small) non-streamed answer, cut at ``limit`` bytes."""
     started = time.monotonic()
-    body = await treq.content(response)
+    collect = _Collect(limit)
+    response.deliverBody(collect)
+    body = await collect.done
     observe.upstream_time(time.monotonic() - started)
-    return body[:limit]
-
+    return body
