@@ -31,6 +31,14 @@ from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from zope.interface import implementer
 
 MAX_PROXY_HEAD = 16384
+# Idle upstream connections kept per host. It caps the idle ones only, so it
+# must exceed the peak of concurrent calls: a burst above it closes the
+# surplus when the answers end and pays a new connection at the next burst.
+MAX_IDLE_PER_HOST = 256
+# Below the idle timeouts of common front ends (60-75 s), so the gateway
+# closes an idle connection before the server does; a POST on a connection
+# the server closed first fails and is retried once (gateway.upstream.client).
+IDLE_CONNECTION_SECONDS = 50
 
 
 class ProxyError(ConnectError):
@@ -259,8 +267,8 @@ class UpstreamHTTP:
         agent = self._agents.get(proxy)
         if agent is None:
             pool = HTTPConnectionPool(self._reactor, persistent=True)
-            pool.maxPersistentPerHost = 64
-            pool.cachedConnectionTimeout = 90
+            pool.maxPersistentPerHost = MAX_IDLE_PER_HOST
+            pool.cachedConnectionTimeout = IDLE_CONNECTION_SECONDS
             if proxy:
                 agent = proxy_agent(self._reactor, proxy, pool, self._connect_timeout, self._tls_policy)
             else:
