@@ -85,14 +85,12 @@ class GatewayApp:
         self.catalogue = ModelCatalogue(forwarder, reactor.seconds, models_cache_seconds)
 
     def resource(self) -> Any:
-        return self.app.resource()
+        """The routes: model calls served directly (``gateway.web.direct``), the rest by Klein."""
+        from gateway.web.direct import ModelCalls
+
+        return ModelCalls(self, self.app.resource())
 
     # -- errors --
-
-    @app.handle_errors(GatewayError)
-    def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
-        error: GatewayError = failure.value
-        return self._error(request, error)
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -107,7 +105,10 @@ class GatewayApp:
         return self._error(request, GatewayError(405, f"Method {method} is not allowed on {path}.", "NOT_FOUND"))
 
     @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+    def failed(self, request: IRequest, failure: Any) -> bytes:
+        """The answer to a handler that raised: its ``GatewayError``, or a logged 500."""
+        if failure.check(GatewayError):
+            return self._error(request, failure.value)
         log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
         return self._error(request, GatewayError(500, "Internal gateway error; it has been logged. Retry the request."))
 

@@ -251,3 +251,17 @@ async def test_every_response_carries_a_request_id(tmp_path: Path) -> None:
 
 async def sleep(seconds: float) -> None:
     await deferLater(reactor, seconds, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_model_calls_answer_alike_through_the_direct_route_and_klein(tmp_path: Path) -> None:
+    """``:`` is served by gateway.web.direct, ``%3A`` by Klein: same status, headers and bodies."""
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        for body in (HELLO, {"contents": "not a list"}, b"{not json"):
+            answers = []
+            for colon in (":", "%3A"):
+                response = await stack.post(f"/v1beta/models/gemini-2.5-flash{colon}generateContent", body)
+                content = json.loads(await treq.content(response))
+                content.pop("responseId", None)
+                answers.append((response.code, response.headers.getRawHeaders(b"content-type"), content))
+            assert answers[0] == answers[1]
