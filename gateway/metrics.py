@@ -77,6 +77,17 @@ class Metrics:
         if accounts is not None:
             r.register(_AccountStates(accounts))
         self._models: set[str] = set()
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: prometheus_client validates and
+        locks on every ``labels`` call. The label values are bounded (routes,
+        statuses, ``model_label``), so is this cache."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def model_label(self, model: str | None) -> str:
         """Bounded label values: client-chosen ids cannot grow the series without end."""

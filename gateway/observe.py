@@ -89,6 +89,17 @@ def route_of(path: bytes) -> tuple[str, str | None]:
     return "other", None
 
 
+def _rendered(template: str, fields: dict[str, Any]) -> str:
+    """``template`` filled in once with ``str.format``, braces escaped: a format with no fields left.
+
+    Every observer formats each event again: twisted.logger's ``Formatter``
+    walks a template field by field in Python (about 13 µs for the request
+    line, 20 µs when ``twist`` writes JSON), a literal costs it almost
+    nothing. The fields stay in the event for structured observers.
+    """
+    return template.format(**fields).replace("{", "{{").replace("}", "}}")
+
+
 def usage_from(data: bytes) -> dict[str, int] | None:
     """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
     at = data.rfind(b'"usageMetadata"')
@@ -216,14 +227,15 @@ class GatewayObserver(RequestObserver):
         model = observation.mapped_model or observation.model
         label = self.metrics.model_label(model)
         m = self.metrics
-        m.requests.labels(observation.route, label, str(status)).inc()
-        m.request_seconds.labels(observation.route).observe(latency)
+        child = m.child
+        child(m.requests, observation.route, label, str(status)).inc()
+        child(m.request_seconds, observation.route).observe(latency)
         if observation.attempts:
-            m.overhead.labels(observation.route).observe(overhead)
+            child(m.overhead, observation.route).observe(overhead)
         usage = observation.usage or {}
         for key, _, kind in USAGE_FIELDS:
             if kind is not None and usage.get(key):
-                m.tokens.labels(label, kind).inc(usage[key])
+                child(m.tokens, label, kind).inc(usage[key])
         self._log(observation, status, latency, overhead)
 
     def rejected(self, status: int, reason: str, request_id: str, client: str) -> None:
@@ -257,7 +269,7 @@ class GatewayObserver(RequestObserver):
             obs.last_failure = reason
 
     def upstream_first_byte(self, method: str, host: str, seconds: float) -> None:
-        self.metrics.upstream_first_byte.labels(method).observe(seconds)
+        self.metrics.child(self.metrics.upstream_first_byte, method).observe(seconds)
         self.upstream_body(seconds)
 
     def upstream_body(self, seconds: float) -> None:
@@ -297,10 +309,7 @@ class GatewayObserver(RequestObserver):
     def _log(self, obs: Observation, status: int, latency: float, overhead: float) -> None:
         usage = obs.usage or {}
         fields: dict[str, Any] = {name: usage.get(key) for key, name, _ in USAGE_FIELDS}
-        level = LogLevel.warn if status >= 500 else LogLevel.info
-        request_log.emit(
-            level,
-            REQUEST_FORMAT,
+        fields.update(
             request_id=obs.request_id,
             method=obs.method,
             route=obs.route,
@@ -315,5 +324,6 @@ class GatewayObserver(RequestObserver):
             overhead_ms=round(overhead * 1000, 2),
             stream=obs.stream,
             client=obs.client,
-            **fields,
         )
+        level = LogLevel.warn if status >= 500 else LogLevel.info
+        request_log.emit(level, _rendered(REQUEST_FORMAT, fields), **fields)
