@@ -7,6 +7,7 @@ one line. The service wires the parts together with the reactor it is given.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -133,6 +134,17 @@ def check_startup(settings: Settings) -> None:
     backend.load()
 
 
+def settle_heap() -> None:
+    """Move everything built at start-up out of the garbage collector's sight.
+
+    Modules, settings, the pool and the routes live as long as the process;
+    without ``gc.freeze`` every full collection walks them all again while a
+    request waits (the p99 of small requests). Called once the gateway is built.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class GatewayService(Service):
     """Builds the gateway on start (with the running reactor), listens, reloads on SIGHUP,
     and drains on stop: one service, so the steps happen in order (TWISTED.md)."""
@@ -170,6 +182,7 @@ class GatewayService(Service):
         self._listening = DeferredList(listening, fireOnOneErrback=True, consumeErrors=True)
         self._listening.addErrback(self._listen_failed, reactor)
         self._install_sighup(reactor)
+        settle_heap()
 
     def _listen(self, reactor: Any, description: str, site: Any, what: str = "") -> Deferred[Any]:
         d = serverFromString(reactor, description).listen(site)
