@@ -195,10 +195,18 @@ NULL_OBSERVER = RequestObserver()
 class GatewayObserver(RequestObserver):
     """Metrics into a per-gateway registry, and one log event per request."""
 
-    def __init__(self, metrics: Metrics, clock: Callable[[], float], account_label: str = "email") -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        account_label: str = "email",
+        after_flush: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
         self.metrics = metrics
         self.clock = clock
         self.account_label = account_label
+        #: Runs the log event once the response bytes have gone out (None: at once).
+        self.after_flush = after_flush
 
     def now(self) -> float:
         return self.clock()
@@ -236,7 +244,10 @@ class GatewayObserver(RequestObserver):
         for key, _, kind in USAGE_FIELDS:
             if kind is not None and usage.get(key):
                 child(m.tokens, label, kind).inc(usage[key])
-        self._log(observation, status, latency, overhead)
+        if self.after_flush is None:
+            self._log(observation, status, latency, overhead)
+        else:
+            self.after_flush(lambda: self._log(observation, status, latency, overhead))
 
     def rejected(self, status: int, reason: str, request_id: str, client: str) -> None:
         self.metrics.rejected.labels(str(status)).inc()

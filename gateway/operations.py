@@ -47,7 +47,9 @@ class Operations:
         self.reactor = reactor
         self.pool: Any = None
         self.metrics = Metrics(self._account_counts)
-        self.observer = GatewayObserver(self.metrics, reactor.seconds, settings.logging.account_label)
+        self.observer = GatewayObserver(
+            self.metrics, reactor.seconds, settings.logging.account_label, after_flush=after_flush(reactor)
+        )
         up = settings.upstream
         self.routes = UpstreamHTTP(
             reactor,
@@ -92,3 +94,18 @@ class Operations:
     def closeCachedConnections(self) -> Deferred[Any]:
         """Close every pooled upstream connection (stands where the single HTTPConnectionPool was)."""
         return self.routes.close()
+
+
+def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
+    """Schedule work after the reactor's next I/O pass.
+
+    ``Request.finish`` only queues the response; the socket write happens in
+    the next I/O pass, which runs after the current round of timed calls. A
+    call scheduled from a timed call lands in the round after that pass, so
+    the client has its bytes before the request log line is built.
+    """
+
+    def later(work: Callable[[], None]) -> object:
+        return reactor.callLater(0, reactor.callLater, 0, work)
+
+    return later

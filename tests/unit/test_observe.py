@@ -95,3 +95,40 @@ def test_each_gateway_has_its_own_registry() -> None:
     one.requests.labels("healthz", "", "200").inc()
     assert b"antigravity_gateway_requests_total{" in one.exposition()
     assert b"antigravity_gateway_requests_total{" not in two.exposition()
+
+
+class Rounds:
+    """A reactor's timed calls, run round by round like ``runUntilCurrent``."""
+
+    def __init__(self) -> None:
+        self.pending: list = []
+
+    def callLater(self, delay: float, f, *args) -> None:  # type: ignore[no-untyped-def]
+        self.pending.append((f, args))
+
+    def run_round(self) -> None:
+        due, self.pending = self.pending, []
+        for f, args in due:
+            f(*args)
+
+
+def test_the_request_log_waits_for_the_flush_but_metrics_do_not() -> None:
+    from twisted.logger import globalLogPublisher
+
+    from gateway.operations import after_flush
+
+    rounds = Rounds()
+    metrics = Metrics()
+    observer = GatewayObserver(metrics, lambda: 0.0, after_flush=after_flush(rounds))
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        observer.request_finished(Observation("rid-1", "POST", "generateContent", "m", "127.0.0.1", 0.0), 200)
+        assert 'route="generateContent"' in metrics.exposition().decode()  # counted at once
+        assert not [e for e in events if e.get("request_id") == "rid-1"]
+        rounds.run_round()  # timed calls before the I/O pass that writes the response
+        assert not [e for e in events if e.get("request_id") == "rid-1"]
+        rounds.run_round()  # the round after that pass
+        assert [e for e in events if e.get("request_id") == "rid-1"]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
