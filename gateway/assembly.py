@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 
 from gateway.config import Settings
 from gateway.forward import Forwarder
@@ -78,8 +77,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
     )
     forwarder.observer = ops.observer
-    web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, up.models_cache_seconds)
-    web.catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
+    catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
+    web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)

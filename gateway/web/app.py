@@ -8,7 +8,7 @@ under ``/v1beta``, ``/v1`` (google-genai 3.x) and ``/v1alpha``.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Protocol
 
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
@@ -43,28 +43,10 @@ def read_json(request: IRequest) -> Any:
         raise GatewayError(400, f"Invalid JSON payload received: {e}.") from None
 
 
-class ModelCatalogue:
-    """Public models, from upstream ``fetchAvailableModels``, cached for a while."""
+class ModelSource(Protocol):
+    """Where the models list comes from (``gateway.upstream.quota.PoolCatalogue``)."""
 
-    def __init__(self, forwarder: Forwarder, clock: Callable[[], float], ttl: float) -> None:
-        self._forwarder = forwarder
-        self._clock = clock
-        self._ttl = ttl
-        self._models: list[dict[str, Any]] | None = None
-        self._fetched = 0.0
-
-    async def models(self) -> list[dict[str, Any]]:
-        if self._models is not None and self._clock() - self._fetched < self._ttl:
-            return self._models
-        answer = await self._forwarder.available_models()
-        body = await read_body(answer.upstream.response, limit=16 * 1024 * 1024)
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise GatewayError(503, "Cloud Code answered fetchAvailableModels with non-JSON; retry shortly.") from None
-        self._models = models.catalogue_from_upstream(document)
-        self._fetched = self._clock()
-        return self._models
+    async def models(self) -> list[dict[str, Any]]: ...
 
 
 class GatewayApp:
@@ -76,13 +58,13 @@ class GatewayApp:
         mapper: IModelMapper,
         reactor: IReactorTime,
         stream_idle_timeout: float,
-        models_cache_seconds: float,
+        catalogue: "ModelSource",
     ) -> None:
         self.forwarder = forwarder
         self.mapper = mapper
         self.reactor = reactor
         self.stream_idle_timeout = stream_idle_timeout
-        self.catalogue = ModelCatalogue(forwarder, reactor.seconds, models_cache_seconds)
+        self.catalogue = catalogue
 
     def resource(self) -> Any:
         """The routes: model calls served directly (``gateway.web.direct``), the rest by Klein."""
