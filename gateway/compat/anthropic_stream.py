@@ -10,14 +10,12 @@ ones). An error after the start is ``event: error``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.compat.anthropic_request import AnthropicContext
 from gateway.compat.anthropic_response import shaped_error, stop_reason, tool_id, usage
-from gateway.compat.common import call_args, candidates_of, dumps, new_id, parts_of, usage_numbers
-from gateway.compat.openai_response import upstream_error_message
+from gateway.compat.common import read_stream_event, call_args, candidates_of, dumps, new_id, parts_of, usage_numbers
 from gateway.compat.signatures import SignatureMemory
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -83,13 +81,8 @@ class AnthropicStream:
         out.append(named("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta}))
 
     def event(self, payload: bytes) -> bytes:
-        document = json.loads(payload)
-        if isinstance(document, dict) and "response" in document and isinstance(document["response"], dict):
-            document = document["response"]
-        if isinstance(document, dict) and isinstance(document.get("error"), dict):
-            code, message = upstream_error_message(document)
-            return self.error(code, message)
-        return self.response(document)
+        document, error = read_stream_event(payload)
+        return self.error(*error) if error is not None else self.response(document)
 
     def response(self, document: Any) -> bytes:
         if self.finished:

@@ -308,3 +308,17 @@ def session_key(value: Any) -> str | None:
 
 def image_urls(urls: Iterable[str]) -> list[str]:
     return [u for u in urls if u.lower().startswith(("http://", "https://"))]
+
+
+def read_stream_event(payload: bytes) -> tuple[Any, tuple[int, str] | None]:
+    """One upstream stream event: its GenerateContentResponse (``response`` unwrapped),
+    or, for a mid-stream ``{"error": {...}}`` event, its ``(code, message)``."""
+    document = json.loads(payload)
+    if isinstance(document, dict) and isinstance(document.get("response"), dict):
+        document = document["response"]
+    if isinstance(document, dict) and isinstance(document.get("error"), dict):
+        error = document["error"]
+        code = error.get("code") if isinstance(error.get("code"), int) else 502
+        message = error.get("message") if isinstance(error.get("message"), str) else "Cloud Code sent an error."
+        return document, (code, message)
+    return document, None

@@ -156,12 +156,3 @@ def error_from(error: GatewayError) -> tuple[int, dict[str, Any], dict[str, str]
     """HTTP status, OpenAI error body and headers (``Retry-After`` kept) for a gateway error."""
     return error.code, error_dict(error.code, error.message), dict(error.headers)
 
-
-def upstream_error_message(document: Any) -> tuple[int, str]:
-    """``(code, message)`` of a ``{"error": {...}}`` event upstream sent mid-stream."""
-    error = document.get("error") if isinstance(document, dict) else None
-    if not isinstance(error, dict):
-        return 502, "Cloud Code sent an error."
-    code = error.get("code") if isinstance(error.get("code"), int) else 502
-    message = error.get("message") if isinstance(error.get("message"), str) else "Cloud Code sent an error."
-    return code, message

@@ -11,13 +11,12 @@ error after the start is ``data: {"error": …}`` then ``data: [DONE]``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.compat.common import candidates_of, dumps, new_id, parts_of
+from gateway.compat.common import read_stream_event, candidates_of, dumps, new_id, parts_of
 from gateway.compat.openai_request import OpenAIContext
-from gateway.compat.openai_response import error_dict, finish_reason, tool_call, upstream_error_message, usage
+from gateway.compat.openai_response import error_dict, finish_reason, tool_call, usage
 from gateway.compat.signatures import SignatureMemory
 
 DONE = b"data: [DONE]\n\n"
@@ -68,13 +67,8 @@ class OpenAIStream:
 
     def event(self, payload: bytes) -> bytes:
         """One upstream event (its JSON, already unwrapped or not) -> zero or more chunks."""
-        document = json.loads(payload)
-        if isinstance(document, dict) and "response" in document and isinstance(document["response"], dict):
-            document = document["response"]
-        if isinstance(document, dict) and isinstance(document.get("error"), dict):
-            code, message = upstream_error_message(document)
-            return self.error(code, message)
-        return self.response(document)
+        document, error = read_stream_event(payload)
+        return self.error(*error) if error is not None else self.response(document)
 
     def response(self, document: Any) -> bytes:
         if self.finished:

@@ -35,7 +35,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
 from gateway.compat.anthropic_stream import AnthropicStream
 from gateway.compat.models import resolve
-from gateway.compat.openai_response import upstream_error_message
+from gateway.compat.common import read_stream_event
 from gateway.compat.openai_stream import OpenAIStream
 from gateway.compat.signatures import SignatureMemory
 from gateway.forward import Forwarder
@@ -227,10 +227,9 @@ class CompatStreamFormat:
     def event(self, payload: bytes) -> bytes:
         if self.refused:
             return b""
-        document = envelope.unwrap(json.loads(payload))
-        if isinstance(document, dict) and isinstance(document.get("error"), dict):
-            code, message = upstream_error_message(document)
-            return self.error(code, message)
+        document, error = read_stream_event(payload)
+        if error is not None:
+            return self.error(*error)
         return self._wrote(self.translator.response(document))
 
     def error(self, code: int, message: str) -> bytes:
