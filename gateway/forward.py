@@ -47,8 +47,9 @@ from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, Proj
 log = Logger()
 
 NO_ACCOUNT_HELP = (
-    "add a Google account to the store ({store}) with its refresh_token, "
-    "or re-enable a disabled one, then retry"
+    "add a Google account to the store ({store}) with `antigravity-gateway accounts add` "
+    "(or write its refresh_token there), or re-enable a disabled one with "
+    "`antigravity-gateway accounts enable EMAIL`, then retry"
 )
 
 
