@@ -11,7 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.clients.stack import ClientStack, free_port, spawn, wait_healthy, write_files
+from tests.clients.stack import ClientStack, write_files
+from tests.integration.processes import free_port, spawn, wait_until_up
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientStack]:
                 directory,
             )
         )
+        wait_until_up(f"{stack.emulator_url}/_emulator/health", stack.processes)
         stack.processes.append(spawn("gateway", ["antigravity-gateway", "--config", str(config)], directory))
-        wait_healthy(stack)
+        wait_until_up(f"{stack.url}/healthz", stack.processes)
         yield stack
     finally:
         for process in reversed(stack.processes):

@@ -17,6 +17,7 @@ from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.protocol import Factory
+from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from gateway import config
@@ -154,6 +155,24 @@ def start_stack(
     client_pool = HTTPConnectionPool(reactor, persistent=False)
     client = HTTPClient(Agent(reactor, pool=client_pool))
     return Stack(emulator, gateway, port, store, client, client_pool)
+
+
+class Events:
+    """The request log events (``antigravity_gateway.request``) published while the block runs."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "antigravity_gateway.request":
+            self.events.append(event)
+
+    def __enter__(self) -> "Events":
+        globalLogPublisher.addObserver(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        globalLogPublisher.removeObserver(self)
 
 
 async def body_json(response: Any) -> Any:

@@ -160,16 +160,18 @@ EMULATOR_ACCOUNTS = [
 ]
 
 
-def gateway_toml(listen: str, emulator_url: str, store: Path, extra: str = "", server: str = "") -> str:
+def gateway_toml(listen: str, emulator_url: str, store: Path, extra: str = "", server: str = "", upstream: str = "") -> str:
+    """A gateway config wired to the emulator; ``server``/``upstream`` add lines to those tables; ``extra`` follows ``[accounts] path``."""
     return (
         "[server]\n"
         f'listen = ["{listen}"]\n'
         + server
-        +         "[upstream]\n"
+        + "[upstream]\n"
         f'hosts = ["{emulator_url}"]\n'
         f'token_url = "{emulator_url}/token"\n'
         f'client_id = "{CLIENT_ID}"\nclient_secret = "{CLIENT_SECRET}"\n'
-        "[accounts]\n"
+        + upstream
+        + "[accounts]\n"
         f'path = "{store}"\n'
         + extra
     )

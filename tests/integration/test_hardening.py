@@ -15,9 +15,8 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor
-from twisted.logger import globalLogPublisher
 
-from tests.integration.harness import accounts, start_stack
+from tests.integration.harness import Events, accounts, start_stack
 from tests.integration.rawhttp import exchange, parse
 
 HELLO = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}).encode()
@@ -184,22 +183,6 @@ async def test_cors_wildcard(tmp_path: Path) -> None:
 
 
 # -- X-Forwarded-For --
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "antigravity_gateway.request":
-            self.events.append(event)
-
-    def __enter__(self) -> "Events":
-        globalLogPublisher.addObserver(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        globalLogPublisher.removeObserver(self)
 
 
 @pytest.mark.parametrize(

@@ -20,31 +20,13 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 
-from tests.integration.harness import accounts, body_json, start_stack
+from tests.integration.harness import Events, accounts, body_json, start_stack
 from tests.integration.rawhttp import exchange, until
 
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 SSE = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 KEY = "gw-key-0123456789abcdef"
-
-
-class Events:
-    """Request log events published while the block runs."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "antigravity_gateway.request":
-            self.events.append(event)
-
-    def __enter__(self) -> "Events":
-        globalLogPublisher.addObserver(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        globalLogPublisher.removeObserver(self)
 
 
 async def scrape(stack: Any, **kwargs: Any) -> dict[tuple[str, tuple], float]:
