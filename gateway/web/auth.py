@@ -12,7 +12,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
 from gateway.interfaces import IAuthStrategy
-from gateway.protocol.credentials import extract_credential
+from gateway.protocol.credentials import QUERY_KEY, extract_credential
 from gateway.protocol.errors import error_body
 
 OPEN_PATHS = frozenset({b"/healthz"})
@@ -27,12 +27,20 @@ def needs_auth(mode: str, path: bytes) -> bool:
     return True
 
 
-def _headers(request: IRequest) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
+CREDENTIAL_HEADERS = tuple((name, name.encode()) for name in ("x-goog-api-key", "authorization", "x-api-key"))
+_QUERY_KEY = QUERY_KEY.encode()
 
 
-def _query(request: IRequest) -> dict[str, list[str]]:
-    return {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in (request.args or {}).items()}
+def request_credential(request: IRequest) -> str | None:
+    """The client's key from the places ``extract_credential`` reads, copying only those."""
+    headers = {}
+    for name, raw in CREDENTIAL_HEADERS:
+        value = request.getHeader(raw)
+        if value is not None:
+            headers[name] = value.decode("latin-1")
+    values = (request.args or {}).get(_QUERY_KEY)
+    query = {QUERY_KEY: [v.decode("utf-8", "replace") for v in values]} if values else {}
+    return extract_credential(headers, query)
 
 
 class AuthWrapper(Resource):
@@ -48,7 +56,7 @@ class AuthWrapper(Resource):
 
     def render(self, request: IRequest) -> Any:
         if request.path not in self.public_paths and needs_auth(self.mode, request.path):
-            credential = extract_credential(_headers(request), _query(request))
+            credential = request_credential(request)
             if not self.strategy.authenticate(credential):
                 request.setResponseCode(401)
                 request.setHeader(b"Content-Type", b"application/json; charset=UTF-8")

@@ -41,11 +41,10 @@ from gateway.compat.signatures import SignatureMemory
 from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
 from gateway.protocol import envelope
-from gateway.protocol.credentials import extract_credential
 from gateway.protocol.errors import GatewayError
 from gateway.upstream.client import discard, read_body
 from gateway.web.app import read_json
-from gateway.web.auth import needs_auth
+from gateway.web.auth import needs_auth, request_credential
 from gateway.web.relay import StreamRelay
 
 JSON = b"application/json"
@@ -100,9 +99,7 @@ class ShapedAuth(Resource):
 
     def render(self, request: IRequest) -> Any:
         if needs_auth(self.mode, request.path):
-            headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1") for k, v in request.requestHeaders.getAllRawHeaders()}
-            query = {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in (request.args or {}).items()}
-            credential = extract_credential(headers, query)
+            credential = request_credential(request)
             if not self.strategy.authenticate(credential):
                 if credential is None:
                     message = "API key required: send it as Authorization: Bearer, x-api-key or x-goog-api-key."
