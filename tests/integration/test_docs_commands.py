@@ -174,7 +174,8 @@ def test_every_option_is_one_the_command_has(command: Command) -> None:
 
 def test_help_and_version_commands_run_as_printed(tmp_path: Path) -> None:
     ran = 0
-    env = child_env() | {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    # An empty data and config home: `accounts list` reads no one's real store.
+    env = child_env() | {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("STATE_DIRECTORY", None)
     for command in COMMANDS:
         prog, rest = program(command.argv)
