@@ -34,7 +34,7 @@ class Options(usage.Options):
         "Serve the Gemini API (/v1beta and /v1: generateContent, streamGenerateContent, "
         "countTokens, models) through Cloud Code v1internal and a pool of Google accounts. "
         "Settings come from a TOML file (--config, $ANTIGRAVITY_GATEWAY_CONFIG, or "
-        "~/.config/antigravity-gateway/config.toml); options override it. See README.md."
+        "~/.config/antigravity-gateway/config.toml); options override it. Every key: docs/configuration.md."
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file."],

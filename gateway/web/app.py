@@ -78,7 +78,7 @@ class GatewayApp:
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
         path = request.path.decode("latin-1", "replace")
-        return self._error(request, GatewayError(404, f"Unknown route {path}: see the README for the routes this gateway serves."))
+        return self._error(request, GatewayError(404, f"Unknown route {path}: GET / lists the routes this gateway serves."))
 
     @app.handle_errors(MethodNotAllowed)
     def _not_allowed(self, request: IRequest, failure: Any) -> bytes:

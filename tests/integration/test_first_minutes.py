@@ -12,6 +12,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 import treq
 
@@ -133,3 +134,20 @@ def test_json_lines_when_asked_carry_no_unpersistable_markers(tmp_path: Path) ->
     assert "unpersistable" not in text
     events = stack.gateway.events()
     assert any(e.get("route") == "home" and e.get("log_namespace") == "antigravity_gateway.request" for e in events)
+
+
+@pytest.mark.parametrize("toml, store, needle", [
+    ("[server]\nbogus = 1\n", None, "server.bogus: unknown key"),
+    ('[accounts]\nselection = "nope"\n', None, "no plugin named 'nope'"),
+    ("", "{bad", "not valid JSON"),
+])
+def test_every_start_up_failure_is_status_1_and_one_line(tmp_path: Path, toml: str, store: str | None, needle: str) -> None:
+    accounts = tmp_path / "accounts.json"
+    if store is not None:
+        accounts.write_text(store)
+    config = tmp_path / "gateway.toml"
+    config.write_text(toml)
+    done = _twist("antigravity-gateway", "--config", str(config), "--accounts", str(accounts), "--port", str(free_port()), cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and needle in lines[0], done.stderr
+    assert lines[0].startswith("antigravity-gateway: ")
