@@ -38,8 +38,6 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"sh", "bash", "console", "shell"}
 #: Programs the docs may name that this test does not run or check (installs, system tools, other vendors' CLIs).
 EXTERNAL = {"python3", "sudo", "pip", "export", "claude", "gemini", "systemctl", "cd", "git"}
-#: Commands too slow or too stateful to run here; their options are still checked.
-NOT_RUN = ("./scripts/run", "./scripts/test", "./scripts/demo", "bench/run")
 
 
 @dataclass
