@@ -141,7 +141,20 @@ def options(rest: list[str]) -> list[str]:
     return found
 
 
+def inline_commands() -> list[Command]:
+    """Commands quoted in running text (`./scripts/run --port 9000`), for the option check."""
+    found = []
+    starts = ("./scripts/", "twist antigravity-", "antigravity-gateway ", "bench/run")
+    for path in DOCS:
+        text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+        for span in re.findall(r"`([^`\n]+)`", text.replace("\n", " ")):
+            if span.startswith(starts) and "…" not in span and "<" not in span:
+                found.extend(commands(path, span))
+    return found
+
+
 COMMANDS = all_commands()
+INLINE = inline_commands()
 
 
 def test_the_docs_have_commands_and_every_program_is_known() -> None:
@@ -157,7 +170,7 @@ def test_the_docs_have_commands_and_every_program_is_known() -> None:
                 assert (ROOT / word.split()[0]).exists(), f"{command.source}: `{command.text}` names {word}, which does not exist"
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if program(c.argv)[0] and program(c.argv)[0][0] not in EXTERNAL
+@pytest.mark.parametrize("command", [c for c in COMMANDS + INLINE if program(c.argv)[0] and program(c.argv)[0][0] not in EXTERNAL
                                      and not program(c.argv)[0][0].startswith(".venv/bin/pip")],
                          ids=lambda c: f"{c.source}:{c.text[:60]}")
 def test_every_option_is_one_the_command_has(command: Command) -> None:
