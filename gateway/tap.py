@@ -204,8 +204,7 @@ class GatewayService(Service):
         if self.metrics_site is not None:
             listening += [self._listen(reactor, d, self.metrics_site, "metrics ") for d in self.settings.metrics.listen]
         self._listening = DeferredList(listening, fireOnOneErrback=True, consumeErrors=True)
-        self._listening.addCallback(lambda _: self._summary(reactor))
-        self._listening.addErrback(self._listen_failed, reactor)
+        self._listening.addCallbacks(lambda _: self._log_summary(reactor), self._listen_failed, errbackArgs=(reactor,))
         if self.failure is not None:
             self._exit_if_failed()
             return
@@ -229,6 +228,12 @@ class GatewayService(Service):
             return failure
 
         return d.addCallbacks(listening, failed)
+
+    def _log_summary(self, reactor: Any) -> None:
+        try:
+            self._summary(reactor)
+        except Exception:  # a summary that cannot be built must not stop a gateway that listens
+            log.failure("antigravity-gateway: the start-up summary failed")
 
     def _summary(self, reactor: Any) -> None:
         """The start-up block: what a person needs to know this gateway is the one they meant."""
@@ -275,7 +280,7 @@ class GatewayService(Service):
             self._previous_hup = None
 
     def _listen_failed(self, failure: Any, reactor: Any) -> None:
-        if self.failure is None:  # a failure of the summary itself, not of a listener
+        if self.failure is None:  # every listener failure was reported already; anything else lands here
             error = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
             self._fail(f"antigravity-gateway: cannot start: {error}", reactor)
 
