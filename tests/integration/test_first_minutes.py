@@ -151,3 +151,16 @@ def test_every_start_up_failure_is_status_1_and_one_line(tmp_path: Path, toml: s
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1 and needle in lines[0], done.stderr
     assert lines[0].startswith("antigravity-gateway: ")
+
+
+def test_demo_refuses_a_taken_port_you_named_and_lists_its_flags(tmp_path: Path) -> None:
+    demo = str(ROOT / "scripts" / "demo")
+    shown = subprocess.run(["bash", demo, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "--port N" in shown.stdout and "--emulator-port N" in shown.stdout and "--serve" in shown.stdout
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(["bash", demo, "--port", str(port)], capture_output=True, text=True, timeout=120,
+                              env=child_env(), stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and f"port {port} for the gateway is in use" in done.stderr and "--port N" in done.stderr
