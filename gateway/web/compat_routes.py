@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
 from gateway.compat.anthropic_stream import AnthropicStream
 from gateway.compat.models import resolve
@@ -307,7 +308,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
         now = self.reactor.seconds()
         gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
@@ -325,7 +328,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         now = self.reactor.seconds()
         gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
@@ -340,7 +345,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
         forwarded = await self.forwarder.count_tokens(model, counted)
