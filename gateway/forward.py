@@ -37,7 +37,7 @@ from gateway.pool.decisions import (
 )
 from gateway.pool.pool import AccountPool
 from gateway.protocol import client_version, credits, envelope
-from gateway.upstream.oauth_clients import unsupported_client, unsupported_client_reason
+from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client, unsupported_client_reason
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
@@ -306,10 +306,11 @@ class Forwarder:
             log.info("account {email}: quota exhausted for {model}; retrying once with AI credits", email=self._who(email), model=model)
             tries.credited.add(email)
             return _Again(True, 0.0, token)
-        if failure.status == 403 and unsupported_client(failure.reason, failure.message):
-            action = Disable(unsupported_client_reason(email, self.client_name(current)))
         tries.last = client_error(failure)
         tries.capacity = is_capacity(failure)
+        if failure.status == 403 and unsupported_client(failure.reason, failure.message):
+            action = Disable(unsupported_client_reason(email, self.client_name(current)))
+            tries.last = GatewayError(503, f"A pool account cannot use Cloud Code: {UNSUPPORTED_CLIENT_FOR_CLIENTS}")
         self.pool.failed(email, f"HTTP {failure.status} {failure.reason or failure.kind}: {scrub(failure.message)[:200]}")
         if isinstance(action, RetrySame):
             tries.retried.add(email)

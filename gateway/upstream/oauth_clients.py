@@ -120,6 +120,13 @@ def from_settings(upstream: Any) -> OAuthClients:
     return build(upstream.oauth_clients, upstream.oauth_client, upstream.client_id, upstream.client_secret)
 
 
+#: What a client hears (no account names): the operator's fix is in the account's disabled reason.
+UNSUPPORTED_CLIENT_FOR_CLIENTS = (
+    "UNSUPPORTED_CLIENT: Google no longer serves this account through its OAuth client; "
+    "the gateway's operator must re-add it with the Antigravity client (see `antigravity-gateway accounts list`)"
+)
+
+
 def reenable_hint(email: str) -> str:
     """The exact command that moves an account to the Antigravity client."""
     return f"antigravity-gateway accounts add --client {ANTIGRAVITY} --login-hint {email}"

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from gateway.pool.account import Account, Credits
 from gateway.pool.pool import AccountPool
-from gateway.upstream.oauth_clients import unsupported_client_reason
+from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client_reason
 from gateway.upstream.client import UpstreamClient, read_body
 from gateway.upstream.singleflight import SingleFlight
 
@@ -173,10 +173,7 @@ class ProjectResolver:
             log.warn("account {email} taken out of rotation: {reason}", email=who,
                      reason=unsupported_client_reason(str(who or "EMAIL"), self.client_name(stored)))
             self._pool.disable(email, reason)
-            raise AccountIneligible(
-                "UNSUPPORTED_CLIENT: Google no longer serves this account through its OAuth client; "
-                "the operator must re-add it with the Antigravity client (see `antigravity-gateway accounts list`)"
-            )
+            raise AccountIneligible(UNSUPPORTED_CLIENT_FOR_CLIENTS)
         project = found.project or (stored.project_id if stored is not None else None)
         if project is None:
             if found.ineligible and not answer.get("allowedTiers"):
