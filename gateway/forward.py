@@ -359,6 +359,10 @@ class Forwarder:
         self.observer.attempt_failed("version_refused")
         return GatewayError(503, client_version.rejection_message(version), "UNAVAILABLE", [retry_info(30.0)], {"Retry-After": "30"})
 
+    def stream_refusal(self, first_event: bytes) -> GatewayError | None:
+        """A 200 stream whose first event is the version refusal: the same decision as a 503."""
+        return self.version_refused() if client_version.is_rejection(200, first_event) else None
+
     def client_name(self, account: Account) -> str:
         """The OAuth client an account uses (its own or the default), for messages."""
         clients = getattr(self.tokens, "clients", None)

@@ -198,3 +198,20 @@ async def test_quota_windows_show_in_the_admin_view(tmp_path: Path) -> None:
         [record] = stack.stored()
         listed = cli.render_list([Account.from_json(record, "store")], stack.gateway.pool.clock())
         assert "window Weekly limit: 25.0% left" in listed
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refusal_inside_a_200_stream_is_recognised_too(tmp_path: Path) -> None:
+    upstream = [EmulatorAccount("a@example.com", "1//a", "project-a")]
+    async with start_stack(tmp_path, upstream) as stack:
+        version = stack.gateway.version
+        assert await version.settled() == "2.9.4"
+        stack.emulator.state.settings.update({"min_client_version": "3.0.0", "manifest_version": "3.0.1", "version_reject_in_stream": True})
+        response = await stack.post(f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse", HELLO)
+        text = (await treq.content(response)).decode()
+        assert response.code == 503 and "refused this gateway's client version (2.9.4)" in text
+        assert await version.settled() == "3.0.1"
+        response = await stack.post("/v1/chat/completions", {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        text = (await treq.content(response)).decode()
+        assert response.code == 200 and "[DONE]" in text and "no longer supported" not in text
+        assert not any(a["disabled"] or a.get("cooldown_until") for a in stack.stored())
