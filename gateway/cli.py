@@ -457,7 +457,8 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
             continue
         except AccountIneligible as e:
             failures += 1
-            print(f"{email}: disabled: not eligible for Cloud Code: {e}")
+            stored = pool.get(email)
+            print(f"{email}: disabled: {stored.disabled_reason if stored is not None and stored.disabled_reason else f'not eligible for Cloud Code: {e}'}")
             continue
         except (TokenEndpointError, DiscoveryFailed, QuotaPollFailed, UpstreamUnreachable) as e:
             failures += 1

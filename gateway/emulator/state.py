@@ -559,7 +559,11 @@ class EmulatorState:
         entry = self.auth_codes.pop(code or "", None)
         if entry is None or entry[1] != client_id or entry[2] != redirect_uri:
             return None
-        return self.accounts.get(entry[0])
+        account = self.accounts.get(entry[0])
+        client = self.client_for(client_id)
+        if account is not None and account.client is not None and client is not None:
+            account.client = client.name  # a new consent: the refresh token now belongs to this client
+        return account
 
     # -- onboarding
 

@@ -10,7 +10,7 @@ once (at most every ``MIN_SPACING`` seconds). Parsing and comparing are
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
@@ -53,7 +53,7 @@ class ClientVersion:
         self._loop: LoopingCall | None = None
         self._inflight: Deferred[str] | None = None
         self._last_soon = float("-inf")
-        self._listeners: list[Callable[[str], None]] = []
+        self._ua: tuple[str | None, str] | None = None
 
     # -- reads (request path) --
 
@@ -62,7 +62,11 @@ class ClientVersion:
         return client_version.effective(self.floor, self.fetched)
 
     def user_agent(self) -> str:
-        return client_version.user_agent(self.template, self.current())
+        """The User-Agent for upstream calls (read on every call: cached per fetched version)."""
+        cached = self._ua
+        if cached is None or cached[0] != self.fetched:
+            cached = self._ua = (self.fetched, client_version.user_agent(self.template, self.current()))
+        return cached[1]
 
     def view(self) -> dict[str, Any]:
         """For the admin view and logs."""

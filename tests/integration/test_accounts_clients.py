@@ -215,3 +215,39 @@ async def test_a_refusal_inside_a_200_stream_is_recognised_too(tmp_path: Path) -
         text = (await treq.content(response)).decode()
         assert response.code == 200 and "[DONE]" in text and "no longer supported" not in text
         assert not any(a["disabled"] or a.get("cooldown_until") for a in stack.stored())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_command_in_the_reason_brings_a_retired_account_back(tmp_path: Path) -> None:
+    import shlex
+
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from gateway.emulator.testing import start_emulator
+    from tests.integration.test_cli_accounts import BROWSER, env_for, run_cli, write_config
+
+    emulator = start_emulator(reactor, [EmulatorAccount("me@example.com", "1//me", "project-me", client="gemini-cli")])
+    try:
+        config = write_config(tmp_path, emulator)
+        (tmp_path / "accounts.json").write_text(json.dumps({"accounts": [
+            {"email": "me@example.com", "refresh_token": "1//me", "oauth_client": "gemini-cli"}]}))
+        result = await deferToThread(run_cli, ["accounts", "refresh", "--config", str(config)], env_for(tmp_path))
+        assert result.returncode == 1 and "UNSUPPORTED_CLIENT" in result.stdout, result.stdout + result.stderr
+        [record] = json.loads((tmp_path / "accounts.json").read_text())["accounts"]
+        command = record["disabled_reason"].split("`")[1]
+        assert command == "antigravity-gateway accounts add --client antigravity --login-hint me@example.com"
+        browser = tmp_path / "browser"
+        browser.write_text(BROWSER)
+        browser.chmod(0o755)
+        argv = shlex.split(command)[1:] + ["--config", str(config)]
+        result = await deferToThread(run_cli, argv, env_for(tmp_path, BROWSER=str(browser)))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "me@example.com: ok" in result.stdout and "OAuth client antigravity" in result.stdout
+        [record] = json.loads((tmp_path / "accounts.json").read_text())["accounts"]
+        assert record["oauth_client"] == "antigravity" and not record["disabled"]
+        [authorize, *_] = emulator.state.requests("authorize")
+        assert authorize["query"]["client_id"] == [ANTIGRAVITY_ID]
+        assert "auth/cclog" in authorize["query"]["scope"][0]
+    finally:
+        await emulator.stop()
