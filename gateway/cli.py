@@ -201,15 +201,27 @@ def version_line(settings: Settings, timeout: float = 5.0) -> str:
 
     from gateway.protocol import client_version
 
+    import threading
+
     up = settings.upstream
-    fetched, note = None, "no [upstream] version_url: the floor is used"
-    if up.version_url:
+    result: dict[str, Any] = {"note": f"the manifest did not answer within {timeout:g} s; the gateway keeps its last good version"}
+
+    def fetch() -> None:
         try:
             with urllib.request.urlopen(up.version_url, timeout=timeout) as answer:
-                fetched = client_version.from_manifest(answer.read(65536))
-            note = f"manifest says {fetched}" if fetched else "manifest has no version: key"
+                found = client_version.from_manifest(answer.read(65536))
+            result.update(fetched=found, note=f"manifest says {found}" if found else "manifest has no version: key")
         except (OSError, ValueError) as e:
-            note = f"manifest unreadable ({getattr(e, 'reason', None) or e}); the gateway keeps its last good version"
+            result["note"] = f"manifest unreadable ({getattr(e, 'reason', None) or e}); the gateway keeps its last good version"
+
+    if up.version_url:
+        # A thread with a deadline: urlopen's timeout does not cover a slow name lookup.
+        worker = threading.Thread(target=fetch, daemon=True)
+        worker.start()
+        worker.join(timeout)
+    else:
+        result["note"] = "no [upstream] version_url: the floor is used"
+    fetched, note = result.get("fetched"), str(result["note"])
     version = client_version.effective(up.version_floor, fetched)
     agent = client_version.user_agent(up.user_agent, version)
     return f"client version: {version} (User-Agent {agent!r}; floor {up.version_floor}; {note})"

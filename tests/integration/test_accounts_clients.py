@@ -251,3 +251,28 @@ async def test_the_command_in_the_reason_brings_a_retired_account_back(tmp_path:
         assert "auth/cclog" in authorize["query"]["scope"][0]
     finally:
         await emulator.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_accounts_list_shows_client_credits_windows_and_version(tmp_path: Path) -> None:
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from gateway.emulator.testing import start_emulator
+    from tests.integration.test_cli_accounts import env_for, run_cli, write_config
+
+    emulator = start_emulator(reactor, [EmulatorAccount("me@example.com", "1//me", "project-me", "standard-tier", credits=120)])
+    try:
+        config = write_config(tmp_path, emulator)
+        (tmp_path / "accounts.json").write_text(json.dumps({"accounts": [{"email": "me@example.com", "refresh_token": "1//me"}]}))
+        emulator.state.set_quota_window({"group": "weekly", "remaining_fraction": 0.75, "reset_in": 7200})
+        result = await deferToThread(run_cli, ["accounts", "refresh", "--config", str(config)], env_for(tmp_path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        result = await deferToThread(run_cli, ["accounts", "list", "--config", str(config)], env_for(tmp_path))
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "AI credits: GOOGLE_ONE_AI 120" in out and "window Weekly limit: 75.0% left" in out
+        assert "client version: 2.9.4 (User-Agent 'antigravity/hub/2.9.4 darwin/arm64'; floor 2.9.1; manifest says 2.9.4)" in out
+        assert emulator.state.requests("generateContent") == []
+    finally:
+        await emulator.stop()
