@@ -308,6 +308,11 @@ class Forwarder:
             return _Again(True, 0.0, token)
         tries.last = client_error(failure)
         tries.capacity = is_capacity(failure)
+        if email in tries.credited and failure.kind == "client_error":
+            # The credits were refused (spent meanwhile): the quota is still gone on this account.
+            reset = health.quota_reset(current, model, now) or now + self.tuning.default_cooldown
+            action = CoolModel(model, reset, f"quota exhausted; AI credits refused ({scrub(failure.message)[:200]})")
+            tries.last = GatewayError(429, f"The quota for {model} is exhausted and AI credits could not be used; retry later.", "RESOURCE_EXHAUSTED")
         if failure.status == 403 and unsupported_client(failure.reason, failure.message):
             action = Disable(unsupported_client_reason(email, self.client_name(current)))
             tries.last = GatewayError(503, f"A pool account cannot use Cloud Code: {UNSUPPORTED_CLIENT_FOR_CLIENTS}")

@@ -276,3 +276,22 @@ async def test_accounts_list_shows_client_credits_windows_and_version(tmp_path: 
         assert emulator.state.requests("generateContent") == []
     finally:
         await emulator.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_credits_cool_the_model_instead_of_failing_the_client(tmp_path: Path) -> None:
+    upstream = [EmulatorAccount("rich@example.com", "1//rich", "project-rich", "standard-tier", credits=500)]
+    store = [{"email": "rich@example.com", "refresh_token": "1//rich", "project_id": "project-rich",
+              "credits": [{"type": "GOOGLE_ONE_AI", "amount": 500, "minimum": 50}]}]
+    async with start_stack(tmp_path, upstream, store_accounts=store, upstream={"use_credits": "when_quota_exhausted"}) as stack:
+        stack.emulator.state.accounts["rich@example.com"].credits = 0  # spent elsewhere since the last poll
+        stack.emulator.state.set_quota({"model": MODEL, "remaining_fraction": 0, "reset_in": 3600})
+        response = await stack.post(GENERATE, HELLO)
+        error = (await body_json(response))["error"]
+        assert response.code == 429 and "AI credits could not be used" in error["message"]
+        assert [c["status"] for c in stack.emulator.state.requests("generateContent")] == [429, 400]
+        [rich] = stack.stored()
+        assert MODEL in rich["model_cooldowns"] and not rich["disabled"]
+        await stack.gateway.quota.poll("rich@example.com")  # the poll the cooldown started: let it finish
+        [rich] = stack.stored()
+        assert "credits" not in rich or rich["credits"][0]["amount"] == 0  # the poll re-read loadCodeAssist
