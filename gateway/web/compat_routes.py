@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
 from gateway.compat.anthropic_stream import AnthropicStream
 from gateway.compat.models import resolve
@@ -59,9 +60,14 @@ def is_anthropic(request: IRequest) -> bool:
     return request.path in ANTHROPIC_PATHS
 
 
-def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None) -> bytes:
-    """Set the status and headers of ``request`` and return the error body for its door."""
-    if is_anthropic(request):
+def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None, *, own: bool = False) -> bytes:
+    """Set the status and headers of ``request`` and return the error body for its door.
+
+    ``own``: the gateway's own refusal (a key's limits), answered with its real
+    status even where an upstream 403 would be turned into a 503."""
+    if is_anthropic(request) and own:
+        status, body = code, {"type": "error", "error": {"type": anthropic_response.ERROR_TYPES.get(code, "invalid_request_error"), "message": message}}
+    elif is_anthropic(request):
         status, body = anthropic_response.shaped_error(code, message)
     else:
         status, body = code, openai_response.error_dict(code, message)
@@ -225,6 +231,7 @@ class CompatStreamFormat:
         if self.refused:
             return b""
         document, error = read_stream_event(payload)
+        observe.note_usage(getattr(self.request, "observation", None), document)
         if error is not None:
             return self.error(*error)
         return self._wrote(self.translator.response(document))
@@ -282,7 +289,7 @@ class CompatApp:
     @app.handle_errors(GatewayError)
     def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
         error: GatewayError = failure.value
-        return shaped_error(request, error.code, error.message, error.headers)
+        return shaped_error(request, error.code, error.message, error.headers, own=type(error).__name__ == "KeyRefused")
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -307,6 +314,7 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
+        observe.note_requested_model(getattr(request, "observation", None), body["model"])
         model = resolve(self.mapper, body["model"])
         images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
         now = self.reactor.seconds()
@@ -325,6 +333,7 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.note_requested_model(getattr(request, "observation", None), body["model"])
         model = resolve(self.mapper, body["model"])
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         now = self.reactor.seconds()
@@ -340,6 +349,7 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.note_requested_model(getattr(request, "observation", None), body["model"])
         model = resolve(self.mapper, body["model"])
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
@@ -357,7 +367,9 @@ class CompatApp:
     async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
         forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))
         raw = await read_body(forwarded.upstream.response, limit=1 << 40)
-        return envelope.unwrap(_loads(raw))
+        document = envelope.unwrap(_loads(raw))
+        observe.note_usage(getattr(request, "observation", None), document)
+        return document
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], translator: Any, *, ping: bool) -> None:
         forwarded = await self.forwarder.generate(model, gemini, stream=True, session_key=self.forwarder.session_key(request))
