@@ -164,12 +164,12 @@ class Team:
 
     def finished(self, observation: Any, status: int) -> None:
         now = self.clock()
+        row = row_from(observation, status, now)
+        if row is None:  # lists, health, metrics, the dashboard's own polling: not traffic
+            return
         self.live.append((now, status >= 400))
         while self.live and self.live[0][0] <= now - LIVE_WINDOW:
             self.live.popleft()
-        row = row_from(observation, status, now)
-        if row is None:
-            return
         name = getattr(observation, "key", None)
         if name:
             self.tokens.add(name, limits.usage_tokens(observation.usage), now)

@@ -3,7 +3,7 @@
 // and the operator is not typing in it, so tables of hundreds of rows stay usable.
 "use strict";
 
-const POLL_MS = 5000;
+const POLL_MS = Math.max(500, Number(new URLSearchParams(location.search).get("poll")) || 5000);  // ?poll=ms
 const COLORS = ["#1c7ed6", "#2f9e44", "#e8590c", "#ae3ec9", "#f59f00", "#0ca678", "#d6336c", "#5c7cfa", "#868e96", "#66a80f"];
 const state = { key: sessionStorage.getItem("agw-admin-key") || "", timer: null, seen: {}, accounts: [], range: "30d" };
 
