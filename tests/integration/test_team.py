@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 
 from gateway.team import operations
 from gateway.team.sqlite_store import SQLiteStore
-from tests.integration.harness import accounts, start_stack
+from tests.integration.harness import Events, accounts, start_stack
 
 ANTHROPIC = {b"anthropic-version": [b"2023-06-01"]}
 TEAM = {"auth": {"strategy": "keys", "mode": "all_except_health"}, "team": {"keys_poll_seconds": 0.05, "flush_seconds": 0.05}}
@@ -81,6 +81,7 @@ async def test_limit_refusals_take_each_doors_shape_and_never_reach_upstream(tmp
         secrets[door, "rpm"], _ = operations.create(store, f"{door}-rpm", now, rpm=1)
         secrets[door, "model"], _ = operations.create(store, f"{door}-model", now, models=["gemini-*"])
         secrets[door, "expired"], _ = operations.create(store, f"{door}-expired", now, ttl_days=1)
+        secrets[door, "budget"], _ = operations.create(store, f"{door}-budget", now, tokens_per_day=1)
         operations.edit(store, f"{door}-expired", now, expires="2001-01-01")
     stack = start_stack(tmp_path, accounts(1), **TEAM)
     async with stack:
@@ -106,6 +107,15 @@ async def test_limit_refusals_take_each_doors_shape_and_never_reach_upstream(tmp
             assert code == 403, (door, body)
             assert "expired" in shape(door, body)[1]
             assert generations(stack) == before  # none of the refusals reached upstream
+            # tokens per day, counted from upstream usage: the first answer spends the budget
+            code, _, _ = await call(stack, request(secrets[door, "budget"], stream=True))
+            assert code == 200
+            before = generations(stack)
+            code, headers, body = await call(stack, request(secrets[door, "budget"]))
+            assert code == 429, (door, body)
+            assert "tokens for today" in shape(door, body)[1]
+            assert int(headers.getRawHeaders(b"retry-after")[0]) <= 86400
+            assert generations(stack) == before
         metrics = await treq.content(await stack.get("/metrics", headers={b"x-goog-api-key": [secrets["gemini", "model"].encode()]}))
         assert b'antigravity_gateway_key_refusals_total{key="gemini-rpm",reason="rpm"} 1.0' in metrics
         assert b"agw_" not in metrics  # names only, never a key
@@ -138,6 +148,8 @@ async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tm
     bob, _ = operations.create(store, "bob", reactor.seconds())
     stack = start_stack(tmp_path, accounts(2), **TEAM)
     async with stack:
+        events = Events()
+        events.__enter__()
         script = [
             gemini(alice), gemini(bob, stream=True), gemini(alice, model="claude-opus-4-6-thinking"),
             openai(alice), openai(bob, stream=True), openai(bob, model="claude-sonnet-4-6"),
@@ -147,6 +159,11 @@ async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tm
             code, _, body = await call(stack, request)
             assert code == 200, body
         await stack.gateway.team.flush()
+        await deferLater(reactor, 0.01, lambda: None)  # the request log line follows the response
+        events.__exit__()
+        logged = [e for e in events.events if e.get("route") in ("generateContent", "streamGenerateContent", "chat.completions", "messages")]
+        assert sorted(e["key"] for e in logged) == ["alice"] * 5 + ["bob"] * 4
+        assert not any(alice in str(e) or bob in str(e) for e in events.events)  # names, never keys
         rows = SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "key")
         truth = stack.emulator.state.stats.answered_usage
         assert sum(r["requests"] for r in rows) == len(script)
