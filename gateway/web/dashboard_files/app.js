@@ -171,8 +171,17 @@ function renderAccounts() {
   for (const a of state.accounts) {
     const hay = (a.email + " " + a.state + " " + Object.keys(a.quota || {}).join(" ")).toLowerCase();
     if (filter && !hay.includes(filter)) continue;
-    const quota = Object.entries(a.quota || {}).map(([model, q]) =>
+    const quotaEntries = Object.entries(a.quota || {});
+    const quotaRows = quotaEntries.map(([model, q]) =>
       `<span>${esc(model)}</span>${fractionBar(q.remaining_fraction ?? 0)}<span class="muted">${q.reset_time ? "resets in " + esc(until(q.reset_time)) : ""}</span>`).join("");
+    // Compact for big pools: the scarcest model up front, every model one click away (kept open across updates).
+    let quota = "";
+    if (quotaEntries.length) {
+      const [lowModel, low] = quotaEntries.reduce((m, e) => ((e[1].remaining_fraction ?? 0) < (m[1].remaining_fraction ?? 0) ? e : m));
+      const open = state.openQuota && state.openQuota.has(a.email) ? " open" : "";
+      quota = `<details data-email="${esc(a.email)}"${open}><summary><span class="bars inline"><span>${quotaEntries.length} models · lowest ${esc(lowModel)}</span>${fractionBar(low.remaining_fraction ?? 0)}`
+        + `<span class="muted">${low.reset_time ? "resets in " + esc(until(low.reset_time)) : ""}</span></span></summary><div class="bars">${quotaRows}</div></details>`;
+    }
     const cooldowns = Object.entries(a.cooldowns || {}).map(([model, c]) =>
       `<div class="small">${esc(model)}: <b>${esc(left(c.seconds_left))}</b> <span class="muted">${esc(c.reason || "")}</span></div>`).join("");
     let stateText = `<span class="state state-${esc(a.state)}">${esc(a.state)}</span>`;
@@ -182,7 +191,7 @@ function renderAccounts() {
     const error = a.last_error ? `${esc(a.last_error)}<div class="small muted">${esc(a.last_error_at || "")}</div>` : "";
     const toggle = a.state === "disabled" ? "enable" : "disable";
     rows.push(`<tr data-email="${esc(a.email)}"><td>${esc(a.email)}<div class="small muted">${esc(a.tier || "")} ${esc(a.project_id || "")}</div></td>`
-      + `<td>${stateText}</td><td>${quota ? `<div class="bars">${quota}</div>` : '<span class="muted small">not polled yet</span>'}</td>`
+      + `<td>${stateText}</td><td>${quota || '<span class="muted small">not polled yet</span>'}</td>`
       + `<td>${cooldowns}</td><td>${windowsCell(a)}</td><td class="small">${error}</td>`
       + `<td><button type="button" data-action="${toggle}">${toggle}</button> <button type="button" data-action="refresh">refresh</button></td></tr>`);
   }
@@ -279,7 +288,7 @@ function drawBars(selector, days, values, groups) {
     groups.forEach((g, gi) => {
       const v = (values[g] || {})[day] || 0;
       if (v > 0) {
-        svg += `<rect class="bar" data-day="${day}" data-group="${esc(g)}" x="${(left + i * step + step * 0.12).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${(step * 0.76).toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${COLORS[gi % COLORS.length]}"><title>${esc(g)} ${day}: ${num(v)}</title></rect>`;
+        svg += `<rect class="seg" data-day="${day}" data-group="${esc(g)}" x="${(left + i * step + step * 0.12).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${(step * 0.76).toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${COLORS[gi % COLORS.length]}"><title>${esc(g)} ${day}: ${num(v)}</title></rect>`;
       }
       base += v;
     });
@@ -364,6 +373,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", signIn);
   $("#logout").addEventListener("click", signOut);
   $("#accounts-table").addEventListener("click", accountAction);
+  state.openQuota = new Set();
+  $("#accounts-table").addEventListener("toggle", (event) => {
+    const email = event.target.dataset && event.target.dataset.email;
+    if (email) event.target.open ? state.openQuota.add(email) : state.openQuota.delete(email);
+  }, true);
   $("#account-filter").addEventListener("input", () => { state.filterChanged = true; renderAccounts(); });
   $("#usage-range").addEventListener("change", () => { state.seen.usage = null; refresh(); });
   $("#key-form").addEventListener("submit", createKey);
