@@ -121,16 +121,30 @@ async function loadAccounts() {
   const view = await api("/admin/accounts");
   const accounts = view.accounts || [];
   state.accounts = accounts;
-  const client = view.client_version || view.upstream_client_version || view.upstream_client || view.user_agent;
+  const client = clientVersion(view);
   if (client) {
     state.clientFromAccounts = true;
-    $("#client-version").textContent = typeof client === "string" ? client : JSON.stringify(client);
+    $("#client-version").textContent = client;
   }
   const counts = { active: 0, cooling: 0, disabled: 0 };
   accounts.forEach((a) => { counts[a.state] = (counts[a.state] || 0) + 1; });
   $("#live-accounts").textContent = accounts.length;
   $("#pool-summary").textContent = `${counts.active} active · ${counts.cooling} cooling · ${counts.disabled} disabled`;
   if (changed("accounts", accounts) || state.filterChanged) renderAccounts();
+}
+
+function clientVersion(view) {
+  // The upstream client version, wherever /admin/accounts puts it (another part of the gateway adds it).
+  for (const name of ["client_version", "upstream_client_version", "upstream_client", "client", "upstream", "user_agent"]) {
+    const value = view[name];
+    if (!value) continue;
+    if (typeof value === "string") return value;
+    if (typeof value === "object") {
+      const inner = value.version || value.client_version || value.user_agent || value.current;
+      if (typeof inner === "string") return inner + (value.source ? ` (${value.source})` : "");
+    }
+  }
+  return null;
 }
 
 function fractionBar(fraction) {
@@ -187,7 +201,7 @@ function renderAccounts() {
     let stateText = `<span class="state state-${esc(a.state)}">${esc(a.state)}</span>`;
     if (a.state === "cooling") stateText += `<div class="small muted">${esc(until(a.cooling_until))} · ${esc(a.cooling_reason || "")}</div>`;
     if (a.state === "disabled") stateText += `<div class="small muted">${esc(a.disabled_reason || "")}</div>`;
-    if (a.validation_url) stateText += `<div class="small"><a href="${esc(a.validation_url)}" target="_blank" rel="noopener">validate this account</a></div>`;
+    if (/^https:\/\//.test(a.validation_url || "")) stateText += `<div class="small"><a href="${esc(a.validation_url)}" target="_blank" rel="noopener">validate this account</a></div>`;
     const error = a.last_error ? `${esc(a.last_error)}<div class="small muted">${esc(a.last_error_at || "")}</div>` : "";
     const toggle = a.state === "disabled" ? "enable" : "disable";
     rows.push(`<tr data-email="${esc(a.email)}"><td>${esc(a.email)}<div class="small muted">${esc(a.tier || "")} ${esc(a.project_id || "")}</div></td>`
