@@ -762,7 +762,9 @@ class Answer:
 def last_user_text(contents: list[dict[str, Any]]) -> str:
     for turn in reversed(contents):
         if turn.get("role") == "user":
-            texts = [p["text"] for p in turn["parts"] if "text" in p and not p.get("thought")]
+            # Claude Code's <system-reminder> blocks are context, not what the user said.
+            texts = [p["text"] for p in turn["parts"] if "text" in p and not p.get("thought")
+                     and not p["text"].lstrip().startswith("<system-reminder>")]
             if texts:
                 return "\n".join(texts)
             return ""

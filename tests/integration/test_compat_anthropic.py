@@ -63,7 +63,7 @@ async def test_message_with_system_blocks_and_sampling(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_claude_ids_map_and_claude_upstream_rules_apply(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        for asked, sent_model in (("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-2.5-flash"),
+        for asked, sent_model in (("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-3-flash"),
                                   ("claude-opus-4-6", "claude-opus-4-6-thinking")):
             response = await stack.post(MESSAGES, message("hi", model=asked, tools=[TOOL], max_tokens=100000,
                                                           thinking={"type": "enabled", "budget_tokens": 500}))
