@@ -22,7 +22,7 @@ from gateway.compat.common import (
     thinking_level,
 )
 from gateway.compat.names import NameMap
-from gateway.compat.schema import parameters_schema
+from gateway.compat.schema import clean_schema, parameters_schema
 from gateway.compat.signatures import SignatureMemory, call_signature, thinking_signature
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
@@ -255,6 +255,13 @@ def _generation_config(body: dict[str, Any], model: str, *, counting: bool) -> d
     thinking = _thinking_config(body, model)
     if thinking:
         config["thinkingConfig"] = thinking
+    output = body.get("output_config")
+    fmt = output.get("format") if isinstance(output, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and not counting:
+        # Structured outputs (the Vercel AI SDK, the Agent SDK): Gemini's JSON mode with the cleaned schema.
+        config["responseMimeType"] = "application/json"
+        if isinstance(fmt.get("schema"), dict):
+            config["responseSchema"] = clean_schema(fmt["schema"])
     return config
 
 

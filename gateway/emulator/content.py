@@ -762,9 +762,11 @@ class Answer:
 def last_user_text(contents: list[dict[str, Any]]) -> str:
     for turn in reversed(contents):
         if turn.get("role") == "user":
-            # Claude Code's <system-reminder> blocks are context, not what the user said.
-            texts = [p["text"] for p in turn["parts"] if "text" in p and not p.get("thought")
-                     and not p["text"].lstrip().startswith("<system-reminder>")]
+            texts = [p["text"] for p in turn["parts"] if "text" in p and not p.get("thought")]
+            # Context blocks clients add (Claude Code's <system-reminder>, gemini-cli's
+            # <session_context>) are not what the user said.
+            said = [t for t in texts if not re.match(r"\s*<[a-z][a-z_\-]*>", t)]
+            texts = said or texts
             if texts:
                 return "\n".join(texts)
             return ""

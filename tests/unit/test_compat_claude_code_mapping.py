@@ -113,3 +113,12 @@ def test_omitted_thinking_is_remembered_for_the_way_back() -> None:
         {"role": "user", "content": "q"}, {"role": "assistant", "content": answer["content"]}, {"role": "user", "content": "q2"}]),
         "claude-opus-4-6-thinking", memory=memory)
     assert request["contents"][1]["parts"][0] == {"text": "deep", "thought": True, "thoughtSignature": "c2ln"}
+
+
+def test_output_config_format_is_json_mode() -> None:
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
+              "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    request, _ = to_gemini(body(output_config={"effort": "low", "format": {"type": "json_schema", "schema": schema}}), "gemini-3-flash")
+    config = request["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseSchema"] == {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
