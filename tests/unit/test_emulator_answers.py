@@ -233,3 +233,12 @@ def test_rules_refuse_search_beside_functions_and_claude_thinking_combinations()
               "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}, "generationConfig": thinking}, "claude-sonnet-4-6")
     plan({"contents": [{"role": "user", "parts": [{"text": "x"}]}], "generationConfig": {**thinking, "temperature": 1}},
          "claude-sonnet-4-6")
+
+
+def test_help_says_how_to_steer_the_model() -> None:
+    from gateway.emulator.tap import Options
+
+    text = str(Options())
+    for needle in ("call function NAME", "mode ANY", "responseJsonSchema", "includeThoughts", "googleSearch",
+                   "stream N events", "/_emulator/faults", "docs/emulator.md"):
+        assert needle in text
