@@ -36,6 +36,14 @@ QUIET = {
 }
 
 
+#: Anything a client tries to reach besides the gateway on loopback goes to a closed port (and fails).
+BLACKHOLE = {
+    "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+}
+
+
 def tool(name: str) -> Path:
     """``node_modules/.bin/<name>``, or skip the test saying how to install it."""
     path = BIN / name
@@ -49,7 +57,7 @@ def env(home: Path, **extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TERM", "TMPDIR", "SYSTEMROOT")}
     home.mkdir(parents=True, exist_ok=True)
     return {**keep, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(home),
-            "NO_PROXY": "127.0.0.1,localhost", **QUIET, **extra}
+            **QUIET, **BLACKHOLE, **extra}
 
 
 def run(args: list[str], environment: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
