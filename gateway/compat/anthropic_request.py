@@ -22,11 +22,23 @@ from gateway.compat.common import (
     thinking_level,
 )
 from gateway.compat.names import NameMap
-from gateway.compat.schema import parameters_schema
+from gateway.compat.schema import clean_schema, parameters_schema
 from gateway.compat.signatures import SignatureMemory, call_signature, thinking_signature
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 TOOL_MODES = {"auto": "AUTO", "any": "ANY", "none": "NONE"}
+#: How a ``system`` message inside ``messages`` (after the conversation began) reaches the model:
+#: in place, as user text in Claude Code's own reminder tags (order matters: it applies from there on).
+REMINDER = "<system-reminder>\n{}\n</system-reminder>"
+#: Top-level fields the Messages API defines; others are accepted and ignored (logged once).
+KNOWN_FIELDS = frozenset({
+    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k",
+    "metadata", "tools", "tool_choice", "thinking", "output_config", "context_management", "speed", "diagnostics",
+    "service_tier", "container", "mcp_servers", "betas", "inference_geo",
+})
+#: Fields read and deliberately dropped: Gemini has no equivalent (COMPAT.md, "What current Claude Code sends").
+DROPPED_FIELDS = ("context_management", "speed", "diagnostics", "service_tier", "container", "mcp_servers", "betas",
+                  "inference_geo")
 
 
 @dataclass
@@ -35,6 +47,24 @@ class AnthropicContext:
     upstream_model: str
     names: NameMap = field(default_factory=NameMap)
     stream: bool = False
+    #: ``thinking.display == "omitted"``: thinking blocks carry empty text and their real signature.
+    omit_thinking: bool = False
+    #: The ``web_search_*`` server tool when the request carries one (answered from Google Search grounding).
+    web_search: dict[str, Any] | None = None
+
+
+def unknown_fields(body: Any) -> list[str]:
+    """Top-level names the Messages API does not define (accepted, ignored)."""
+    return sorted(k for k in body if isinstance(k, str) and k not in KNOWN_FIELDS) if isinstance(body, dict) else []
+
+
+def web_search_tool(body: Any) -> dict[str, Any] | None:
+    """The first ``web_search_*`` server tool of a Messages body, or None."""
+    tools = body.get("tools") if isinstance(body, dict) else None
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"].startswith("web_search"):
+            return tool
+    return None
 
 
 def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -134,6 +164,12 @@ def _system_parts(system: Any) -> list[dict[str, Any]]:
     return parts
 
 
+def _system_message_text(message: dict[str, Any], where: str) -> str:
+    """The text of a ``{role: "system"}`` message (string or text blocks; billing header dropped)."""
+    parts = _system_parts(message.get("content")) if message.get("content") is not None else []
+    return "\n\n".join(p["text"] for p in parts)
+
+
 def _thinking_config(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     thinking = body.get("thinking")
     if thinking is None:
@@ -219,6 +255,13 @@ def _generation_config(body: dict[str, Any], model: str, *, counting: bool) -> d
     thinking = _thinking_config(body, model)
     if thinking:
         config["thinkingConfig"] = thinking
+    output = body.get("output_config")
+    fmt = output.get("format") if isinstance(output, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and not counting:
+        # Structured outputs (the Vercel AI SDK, the Agent SDK): Gemini's JSON mode with the cleaned schema.
+        config["responseMimeType"] = "application/json"
+        if isinstance(fmt.get("schema"), dict):
+            config["responseSchema"] = clean_schema(fmt["schema"])
     return config
 
 
@@ -245,14 +288,26 @@ def to_gemini(
     if not counting and body.get("max_tokens") is None:
         raise bad_request("max_tokens: Field required")
     names = NameMap()
-    ctx = AnthropicContext(model, upstream_model, names, stream=body.get("stream") is True and not counting)
+    thinking = body.get("thinking")
+    ctx = AnthropicContext(model, upstream_model, names, stream=body.get("stream") is True and not counting,
+                           omit_thinking=isinstance(thinking, dict) and thinking.get("display") == "omitted",
+                           web_search=web_search_tool(body))
     declarations = _tools(body, names)
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
+    leading_system: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         where = f"messages.{i}"
+        if isinstance(message, dict) and message.get("role") == "system":
+            # Leading system messages join the system instruction; later ones stay where they are.
+            text = _system_message_text(message, where)
+            if text and not any(turn["parts"] for turn in contents):
+                leading_system.append({"text": text})
+            elif text:
+                contents.append({"role": "user", "parts": [{"text": REMINDER.format(text)}]})
+            continue
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise bad_request(f"{where}.role: must be user or assistant.")
+            raise bad_request(f"{where}.role: must be user, assistant or system.")
         blocks = _blocks(message.get("content"), where)
         if message["role"] == "assistant":
             contents.append({"role": "model", "parts": _model_parts(blocks, where, names, call_names,
@@ -265,14 +320,17 @@ def to_gemini(
         else:
             raise bad_request("messages: at least one message with content is required.")
     request: dict[str, Any] = {"contents": repair_history(contents, upstream_model)}
-    system = _system_parts(body.get("system"))
+    system = _system_parts(body.get("system")) + leading_system
     if system:
         request["systemInstruction"] = {"role": "user", "parts": system}
     tool_config = _tool_config(body, names)  # checked even without tools
     if declarations:
+        # Search grounding cannot sit beside functions upstream: the functions win (docs/clients.md).
         request["tools"] = [{"functionDeclarations": declarations}]
         if tool_config:
             request["toolConfig"] = tool_config
+    elif ctx.web_search is not None and not counting:
+        request["tools"] = [{"googleSearch": {}}]
     config = _generation_config(body, upstream_model, counting=counting)
     if config:
         request["generationConfig"] = config
@@ -343,6 +401,7 @@ def _model_parts(
                 continue
             signature = thinking_signature(memory, block.get("signature"), model, now)
             if signature:
+                text = text or memory.thought_for(signature, now) or ""  # display "omitted" hid it
                 thoughts.append({"text": text, "thought": True, "thoughtSignature": signature})
         elif kind == "redacted_thinking":
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gateway.compat import anthropic_search
 from gateway.compat.anthropic_request import AnthropicContext
 from gateway.compat.common import call_args, candidates_of, finish_category, new_id, parts_of, prompt_blocked, usage_numbers
 from gateway.compat.signatures import SignatureMemory
@@ -96,7 +97,28 @@ def content_blocks(parts: list[dict[str, Any]], ctx: AnthropicContext, memory: S
     for block in blocks:
         if block["type"] == "thinking" and block["signature"]:
             memory.remember(block["signature"], ctx.upstream_model, now)
+            if ctx.omit_thinking:
+                memory.remember_thought(block["signature"], block["thinking"], now)
+        if block["type"] == "thinking" and ctx.omit_thinking:
+            block["thinking"] = ""  # display "omitted": the signature stays, the text comes back from memory
     return blocks
+
+
+def with_search(blocks: list[dict[str, Any]], response: Any, ctx: AnthropicContext, numbers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Blocks with the web search's ``server_tool_use`` + result before the answer and citations on its text."""
+    if ctx.web_search is None:
+        return blocks
+    grounding = anthropic_search.grounding_of(response)
+    numbers["server_tool_use"] = {"web_search_requests": anthropic_search.searches(grounding)}
+    if grounding is None:
+        return blocks
+    name = ctx.web_search.get("name") if isinstance(ctx.web_search.get("name"), str) else "web_search"
+    cites = anthropic_search.citations(grounding)
+    first_text = next((b for b in blocks if b["type"] == "text"), None)
+    if first_text is not None and cites:
+        first_text["citations"] = cites
+    at = next((i for i, b in enumerate(blocks) if b["type"] != "thinking"), len(blocks))
+    return blocks[:at] + anthropic_search.search_blocks(grounding, name) + blocks[at:]
 
 
 def message(response: Any, ctx: AnthropicContext, memory: SignatureMemory, now: float) -> dict[str, Any]:
@@ -108,15 +130,16 @@ def message(response: Any, ctx: AnthropicContext, memory: SignatureMemory, now: 
     reason = stop_reason(candidate.get("finishReason"), called)
     if not candidates and prompt_blocked(response):
         reason = "refusal"
+    numbers = usage(response.get("usageMetadata") if isinstance(response, dict) else None)
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": ctx.requested_model,
-        "content": blocks,
+        "content": with_search(blocks, response, ctx, numbers),
         "stop_reason": reason,
         "stop_sequence": None,
-        "usage": usage(response.get("usageMetadata") if isinstance(response, dict) else None),
+        "usage": numbers,
     }
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.compat import anthropic_search
 from gateway.compat.anthropic_request import AnthropicContext
-from gateway.compat.anthropic_response import shaped_error, stop_reason, tool_id, usage
+from gateway.compat.anthropic_response import message, shaped_error, stop_reason, tool_id, usage
 from gateway.compat.common import read_stream_event, call_args, candidates_of, dumps, new_id, parts_of, usage_numbers
 from gateway.compat.signatures import SignatureMemory
 
@@ -39,6 +40,8 @@ class AnthropicStream:
     _reason: str | None = None
     _called: bool = False
     _usage: Any = None
+    _thought: str = ""  # text of the open thinking block (kept when display is "omitted")
+    _buffered: list[Any] = field(default_factory=list)  # web search answers are sent whole, in Anthropic's order
 
     def _start(self) -> list[bytes]:
         if self.started:
@@ -65,11 +68,14 @@ class AnthropicStream:
             final = self._signature or signature
             if final:
                 self.memory.remember(final, self.ctx.upstream_model, self.now)
+                if self.ctx.omit_thinking:
+                    self.memory.remember_thought(final, self._thought, self.now)
                 out.append(named("content_block_delta", {"type": "content_block_delta", "index": self._index,
                                                          "delta": {"type": "signature_delta", "signature": final}}))
         out.append(named("content_block_stop", {"type": "content_block_stop", "index": self._index}))
         self._open = None
         self._signature = ""
+        self._thought = ""
 
     def _open_block(self, out: list[bytes], block: dict[str, Any]) -> None:
         self._index += 1
@@ -89,6 +95,9 @@ class AnthropicStream:
             return b""
         if isinstance(document, dict) and document.get("usageMetadata"):
             self._usage = document["usageMetadata"]
+        if self.ctx.web_search is not None:
+            self._buffered.append(document)
+            return b""
         out = self._start()
         candidates = candidates_of(document)
         candidate = candidates[0] if candidates else {}
@@ -99,7 +108,9 @@ class AnthropicStream:
                     self._close(out)
                     self._open_block(out, {"type": "thinking", "thinking": "", "signature": ""})
                 if part["text"]:
-                    self._delta(out, {"type": "thinking_delta", "thinking": part["text"]})
+                    self._thought += part["text"]
+                    if not self.ctx.omit_thinking:
+                        self._delta(out, {"type": "thinking_delta", "thinking": part["text"]})
                 if signature:
                     self._signature = signature
                 continue
@@ -140,6 +151,9 @@ class AnthropicStream:
     def end(self) -> bytes:
         if self.finished:
             return b""
+        if self.ctx.web_search is not None:
+            self.finished = True
+            return self._whole(message(anthropic_search.merged(self._buffered), self.ctx, self.memory, self.now))
         out = self._start()
         self._close(out)
         self.finished = True
@@ -149,6 +163,35 @@ class AnthropicStream:
             "delta": {"stop_reason": stop_reason(self._reason, self._called), "stop_sequence": None},
             "usage": numbers,
         }))
+        out.append(named("message_stop", {"type": "message_stop"}))
+        return b"".join(out)
+
+    def _whole(self, answer: dict[str, Any]) -> bytes:
+        """A complete message as the event sequence (web search: sources first, then the cited text)."""
+        out = self._start()
+        for block in answer["content"]:
+            kind = block["type"]
+            if kind == "text":
+                self._open_block(out, {"type": "text", "text": ""})
+                self._delta(out, {"type": "text_delta", "text": block["text"]})
+                for citation in block.get("citations") or []:
+                    self._delta(out, {"type": "citations_delta", "citation": citation})
+            elif kind == "thinking":
+                self._open_block(out, {"type": "thinking", "thinking": "", "signature": ""})
+                if block["thinking"]:
+                    self._delta(out, {"type": "thinking_delta", "thinking": block["thinking"]})
+                if block["signature"]:
+                    self._delta(out, {"type": "signature_delta", "signature": block["signature"]})
+            elif kind in ("tool_use", "server_tool_use"):
+                self._open_block(out, {**block, "input": {}})
+                self._delta(out, {"type": "input_json_delta", "partial_json": dumps(block["input"])})
+            else:
+                self._open_block(out, block)
+            out.append(named("content_block_stop", {"type": "content_block_stop", "index": self._index}))
+        self._open = None
+        out.append(named("message_delta", {"type": "message_delta", "delta": {"stop_reason": answer["stop_reason"],
+                                                                          "stop_sequence": None},
+                                           "usage": answer["usage"]}))
         out.append(named("message_stop", {"type": "message_stop"}))
         return b"".join(out)
 

@@ -143,7 +143,33 @@ def fit_for_model(request: dict[str, Any], model: str) -> dict[str, Any]:
             calling = request.setdefault("toolConfig", {}).setdefault("functionCallingConfig", {})
             if calling.get("mode") in (None, "AUTO"):
                 calling["mode"] = "VALIDATED"
+        claude_thinking_rules(request)
     return request
+
+
+def claude_thinking_rules(request: dict[str, Any]) -> None:
+    """Anthropic's rules while Claude thinks, applied as Claude Code applies them itself.
+
+    ``temperature`` other than 1 and ``top_k`` are dropped, ``top_p`` below
+    0.95 is dropped, and a forced tool choice becomes automatic (Claude
+    refuses thinking with a forced tool; Claude Code turns ``tool`` into
+    ``auto`` while thinking too).
+    """
+    config = request.get("generationConfig") or {}
+    thinking = config.get("thinkingConfig")
+    budget = thinking.get("thinkingBudget") if isinstance(thinking, dict) else None
+    if not (isinstance(budget, int) and budget > 0):
+        return
+    if config.get("temperature") not in (None, 1, 1.0):
+        config.pop("temperature")
+    config.pop("topK", None)
+    top_p = config.get("topP")
+    if isinstance(top_p, (int, float)) and top_p < 0.95:
+        config.pop("topP")
+    calling = (request.get("toolConfig") or {}).get("functionCallingConfig")
+    if isinstance(calling, dict) and calling.get("mode") == "ANY":
+        calling["mode"] = "VALIDATED"
+        calling.pop("allowedFunctionNames", None)
 
 
 def repair_history(contents: list[dict[str, Any]], model: str) -> list[dict[str, Any]]:

@@ -21,9 +21,14 @@ DEFAULT_MAPPING: dict[str, str] = {
     "o1*": "gemini-2.5-pro",
     "o3*": "gemini-2.5-pro",
     "o4*": "gemini-2.5-pro",
-    "claude-*haiku*": "gemini-2.5-flash",
+    # Claude Code's background/Haiku model (claude-haiku-4-5-20251001 …): a fast flash model.
+    "claude-*haiku*": "gemini-3-flash",
     "claude-*sonnet*": "claude-sonnet-4-6",
     "claude-*opus*": "claude-opus-4-6-thinking",
+    # Claude Code's bare aliases, when a user passes them straight through (ANTHROPIC_MODEL=opus).
+    "opus": "claude-opus-4-6-thinking",
+    "sonnet": "claude-sonnet-4-6",
+    "haiku": "gemini-3-flash",
 }
 _DEFAULTS = PatternTable(DEFAULT_MAPPING)
 #: ``created`` / ``created_at`` for every listed model: upstream reports no dates.

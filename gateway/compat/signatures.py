@@ -91,6 +91,7 @@ class SignatureMemory:
     def __init__(self, ttl: float = DEFAULT_TTL, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._calls: _TTLMap[str, tuple[str, str]] = _TTLMap(ttl, max_entries)
         self._families: _TTLMap[bytes, str] = _TTLMap(ttl, max_entries)
+        self._thoughts: _TTLMap[bytes, str] = _TTLMap(ttl, max_entries)
 
     def remember(self, signature: str, model: str, now: float, call_id: str | None = None) -> None:
         """``signature`` was returned by ``model`` (on the call ``call_id``, if any)."""
@@ -105,11 +106,19 @@ class SignatureMemory:
         """``(signature, family)`` remembered for this tool-call id, or None."""
         return self._calls.get(call_id, now) if call_id else None
 
+    def remember_thought(self, signature: str, text: str, now: float) -> None:
+        """The thinking text a client was not shown (``display: "omitted"``), to restore when it comes back."""
+        if signature and text:
+            self._thoughts.put(_digest(signature), text, now)
+
+    def thought_for(self, signature: str, now: float) -> str | None:
+        return self._thoughts.get(_digest(signature), now) if signature else None
+
     def family_of(self, signature: str, now: float) -> str | None:
         return self._families.get(_digest(signature), now) if signature else None
 
     def __len__(self) -> int:
-        return len(self._calls) + len(self._families)
+        return len(self._calls) + len(self._families) + len(self._thoughts)
 
 
 def call_signature(

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from gateway.emulator import answers, tool_rules
 from gateway.emulator.catalogue import ModelSpec, get_model
 from gateway.protocol.errors import TYPE_PREFIX, GatewayError
 
@@ -358,6 +359,7 @@ def validate_request(obj: Any, spec: ModelSpec, path: str = "request") -> dict[s
         req["safetySettings"] = validate_safety(req["safetySettings"], _join(path, "safetySettings"))
     if "generationConfig" in req:
         req["generationConfig"] = validate_generation_config(req["generationConfig"], spec, _join(path, "generationConfig"))
+    tool_rules.check(req, spec)
     for name in ("cachedContent", "sessionId"):
         if name in req:
             _string(req[name], _join(path, name))
@@ -761,6 +763,10 @@ def last_user_text(contents: list[dict[str, Any]]) -> str:
     for turn in reversed(contents):
         if turn.get("role") == "user":
             texts = [p["text"] for p in turn["parts"] if "text" in p and not p.get("thought")]
+            # Context blocks clients add (Claude Code's <system-reminder>, gemini-cli's
+            # <session_context>) are not what the user said.
+            said = [t for t in texts if not re.match(r"\s*<[a-z][a-z_\-]*>", t)]
+            texts = said or texts
             if texts:
                 return "\n".join(texts)
             return ""
@@ -778,19 +784,11 @@ def _function_results(contents: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _declared_functions(tools: list[dict[str, Any]] | None) -> set[str]:
-    names: set[str] = set()
-    for tool in tools or []:
-        for decl in tool.get("functionDeclarations", []):
-            names.add(decl["name"])
-    return names
-
-
 def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_events: int) -> Answer:
     """The deterministic answer; conventions in the last user text steer it.
 
     ``stream N events`` -> N stream events; ``reply N words`` -> N lorem words;
-    ``call function NAME`` -> a functionCall when NAME is a declared tool.
+    tool calls, JSON mode and grounding follow :mod:`gateway.emulator.answers`.
     """
     said = last_user_text(req["contents"])
     text = ("Echo: " + said) if said else (_function_results(req["contents"]) or LOREM)
@@ -808,16 +806,24 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
         text = (text + filler)[: max(events, len(text))]
     cfg = req.get("generationConfig", {})
     answer = Answer(text=text, events=events, candidates=cfg.get("candidateCount", 1))
-    match = re.search(r"call\s+function\s+([A-Za-z_][A-Za-z0-9_.:\-]*)", said)
-    if match and match.group(1) in _declared_functions(req.get("tools")):
-        answer.function_call = {"name": match.group(1), "args": {"requested_by": "emulator"}}
-        answer.text = f"Calling {match.group(1)}."
+    # Tools, JSON mode and search grounding: see gateway/emulator/answers.py.
+    mode, allowed = answers.calling_mode(req)
+    chosen = answers.choose_tool(answers.declared_tools(req.get("tools")), said, mode, allowed,
+                                 answers.answers_function_results(req["contents"]))
+    as_json = answers.json_answer(cfg, said)
+    if chosen is not None:
+        answer.function_call = {"name": chosen.name, "args": answers.call_arguments(chosen, said)}
+        answer.text = f"Calling {chosen.name}."
         if spec.id.startswith("gemini-3"):
             # Gemini 3 signs every function call, thinking shown or not.
             answer.call_signature = base64.b64encode(hashlib.sha256(("call-sig:" + request_id).encode()).digest()).decode()
+    elif as_json is not None:
+        answer.text = as_json
+    elif answers.search_requested(req.get("tools")):
+        answer.text, answer.extra["groundingMetadata"] = answers.grounding(said)
     thinking = cfg.get("thinkingConfig", {})
     if spec.supports_thinking and thinking.get("includeThoughts"):
-        answer.thought = "Thinking about: " + (said[:60] or "the request")
+        answer.thought = answers.thought_text(said)
         answer.signature = base64.b64encode(hashlib.sha256(("sig:" + request_id).encode()).digest()).decode()
     if spec.image_generation:
         answer.image = {"mimeType": "image/png", "data": PIXEL_PNG}
@@ -883,6 +889,7 @@ def generate_body(answer: Answer, spec: ModelSpec, prompt_tokens: int, request_i
             "content": {"role": "model", "parts": _parts(answer, answer.text, True, True)},
             "finishReason": answer.finish_reason,
             "index": i,
+            **answer.extra,
         }
         for i in range(answer.candidates)
     ]
@@ -915,6 +922,7 @@ def stream_bodies(answer: Answer, spec: ModelSpec, prompt_tokens: int, request_i
                 candidate["index"] = i
             if last:
                 candidate["finishReason"] = answer.finish_reason
+                candidate.update(answer.extra)
             candidates.append(candidate)
         response: dict[str, Any] = {"candidates": candidates}
         if last:

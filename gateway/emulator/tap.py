@@ -19,6 +19,26 @@ from gateway.emulator.state import EmulatorState, Settings, StateError, demo_acc
 DEFAULT_PORT = 8046
 
 
+#: How the emulated model answers, shown unwrapped at the end of ``--help``.
+ANSWERS_HELP = (
+    "How the model answers (deterministic; details in docs/emulator.md):\n"
+    "  text      'Echo: <last user text>'; after function results 'Results: NAME={...}'.\n"
+    "  tools     calls a declared tool when a word of its name is in the user text, or on\n"
+    "            'call function NAME'; mode ANY always calls one (allowedFunctionNames\n"
+    "            respected); arguments validate against the tool's schema; values come\n"
+    "            from the text (`backquoted` snippets, numbers, places, enum words).\n"
+    "  JSON      responseMimeType application/json: schema-valid JSON for responseSchema /\n"
+    "            responseJsonSchema, else a JSON object.\n"
+    "  thinking  thinkingConfig.includeThoughts on a thinking model: a thought part and a\n"
+    "            signature.\n"
+    "  search    a googleSearch tool: a grounded answer with groundingMetadata (2 sources).\n"
+    "  slowly    'stream N events' in the prompt, 'reply N words', --event-delay, or\n"
+    "            POST /_emulator/settings {\"event_delay\": 0.5}.\n"
+    "  failures  POST /_emulator/faults {\"kind\": \"error\", \"status\": 429, ...}: kinds error,\n"
+    "            delay, cut, stall, stream_error, invalid_grant, reset."
+)
+
+
 class Options(usage.Options):
     """Command line of ``twist antigravity-emulator``."""
 
@@ -50,6 +70,9 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+
+    def getUsage(self, width: int | None = None) -> str:
+        return super().getUsage(width) + "\n" + ANSWERS_HELP + "\n"
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted server endpoint string (repeatable), e.g. tcp:8046:interface=127.0.0.1"""

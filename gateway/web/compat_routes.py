@@ -34,7 +34,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway import observe
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
+from gateway.compat.anthropic_search import SEARCH_MODEL
 from gateway.compat.anthropic_stream import AnthropicStream
+from gateway.compat.common import is_claude
 from gateway.compat.models import resolve
 from gateway.compat.common import read_stream_event
 from gateway.compat.openai_stream import OpenAIStream
@@ -336,6 +338,9 @@ class CompatApp:
             raise GatewayError(400, "model: Field required")
         observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        if anthropic_request.web_search_tool(body) is not None and is_claude(model):
+            model = SEARCH_MODEL  # Cloud Code grounds only Gemini models (docs/clients.md)
+        _note_ignored(request, body)
         observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         now = self.reactor.seconds()
@@ -401,6 +406,20 @@ class CompatApp:
         finally:
             if pinger is not None and pinger.running:
                 pinger.stop()
+
+
+_noted: set[str] = set()
+
+
+def _note_ignored(request: IRequest, body: dict[str, Any]) -> None:
+    """Log each unknown top-level field and ``anthropic-beta`` value once, at debug: accepted, not used."""
+    betas = b",".join(request.requestHeaders.getRawHeaders(b"anthropic-beta", [])).decode("latin-1", "replace")
+    names = [f"field {n}" for n in anthropic_request.unknown_fields(body)]
+    names += [f"beta {b.strip()}" for b in betas.split(",") if b.strip()]
+    for name in names:
+        if name not in _noted and len(_noted) < 1000:
+            _noted.add(name)
+            log.debug("Anthropic door ignores {name} (accepted, not used)", name=name)
 
 
 def _loads(raw: bytes) -> Any:

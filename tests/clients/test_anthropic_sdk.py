@@ -41,7 +41,7 @@ def test_tool_use_round_trip(client: anthropic.Anthropic, gw: ClientStack) -> No
     first = client.messages.create(model="gemini-3-flash", max_tokens=512, tools=[TOOL], messages=messages)
     assert first.stop_reason == "tool_use"
     tool_use = next(b for b in first.content if b.type == "tool_use")
-    assert tool_use.name == "get_weather" and tool_use.input == {"requested_by": "emulator"}
+    assert tool_use.name == "get_weather" and tool_use.input == {"city": "Paris"}
     messages.append({"role": "assistant", "content": first.content})
     messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "sunny"}]})
     second = client.messages.create(model="gemini-3-flash", max_tokens=512, tools=[TOOL], messages=messages)
@@ -51,7 +51,7 @@ def test_tool_use_round_trip(client: anthropic.Anthropic, gw: ClientStack) -> No
                                 messages=[{"role": "user", "content": "call function get_weather"}]) as stream:
         final = stream.get_final_message()
     streamed = next(b for b in final.content if b.type == "tool_use")
-    assert streamed.input == {"requested_by": "emulator"} and final.stop_reason == "tool_use"
+    assert streamed.input == {"city": "Paris"} and final.stop_reason == "tool_use"
 
 
 def test_thinking(client: anthropic.Anthropic, gw: ClientStack) -> None:

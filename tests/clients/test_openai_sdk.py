@@ -54,7 +54,7 @@ def test_tools_round_trip_keeps_gemini3_signature(client: openai.OpenAI, gw: Cli
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     [call] = choice.message.tool_calls
-    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"requested_by": "emulator"}
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
     signature = call.model_dump()["extra_content"]["google"]["thought_signature"]
     messages.append(choice.message.model_dump(exclude_none=True))
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny"})

@@ -63,7 +63,7 @@ async def test_message_with_system_blocks_and_sampling(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_claude_ids_map_and_claude_upstream_rules_apply(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        for asked, sent_model in (("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-2.5-flash"),
+        for asked, sent_model in (("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-3-flash"),
                                   ("claude-opus-4-6", "claude-opus-4-6-thinking")):
             response = await stack.post(MESSAGES, message("hi", model=asked, tools=[TOOL], max_tokens=100000,
                                                           thinking={"type": "enabled", "budget_tokens": 500}))
@@ -86,7 +86,7 @@ async def test_tool_use_and_tool_result_round_trip(tmp_path: Path) -> None:
                                                                    tools=[TOOL], tool_choice={"type": "auto"})))
         assert first["stop_reason"] == "tool_use"
         tool_use = next(b for b in first["content"] if b["type"] == "tool_use")
-        assert tool_use["name"] == "get_weather" and tool_use["input"] == {"requested_by": "emulator"}
+        assert tool_use["name"] == "get_weather" and tool_use["input"] == {"city": "Paris"}
         sent = stack.emulator.state.requests("generateContent")[-1]["body"]["request"]
         assert sent["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"] == {
             "type": "string", "description": "minLength: 1"}
@@ -151,7 +151,7 @@ async def test_streamed_tool_use_is_input_json_deltas(tmp_path: Path) -> None:
         tool_start = next(d for e, d in events if e == "content_block_start" and d["content_block"]["type"] == "tool_use")
         pieces = [d["delta"]["partial_json"] for e, d in events
                   if e == "content_block_delta" and d["index"] == tool_start["index"]]
-        assert json.loads("".join(pieces)) == {"requested_by": "emulator"}
+        assert json.loads("".join(pieces)) == {"city": "Paris"}
         assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
 
 

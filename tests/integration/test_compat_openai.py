@@ -106,7 +106,7 @@ async def test_tool_call_round_trip_with_gemini3_signature(tmp_path: Path) -> No
         assert choice["finish_reason"] == "tool_calls"
         [call] = choice["message"]["tool_calls"]
         assert call["type"] == "function" and call["function"]["name"] == "get_weather"
-        assert json.loads(call["function"]["arguments"]) == {"requested_by": "emulator"}
+        assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
         signature = call["extra_content"]["google"]["thought_signature"]
         sent = stack.emulator.state.requests("generateContent")[-1]["body"]["request"]
         assert sent["tools"][0]["functionDeclarations"][0]["parameters"] == {
@@ -147,7 +147,7 @@ async def test_streamed_tool_call_deltas(tmp_path: Path) -> None:
         chunks = sse_chunks(raw)[:-1]
         calls = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls", [])]
         assert len(calls) == 1 and calls[0]["index"] == 0 and calls[0]["id"].startswith("call_")
-        assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"requested_by":"emulator"}'}
+        assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
         assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 

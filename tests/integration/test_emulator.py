@@ -301,7 +301,7 @@ async def test_generate_stream_and_count_agree(emu: RunningEmulator, http: HTTPC
     token = await token_for(http, emu)
     extra = {
         "systemInstruction": {"parts": [{"text": "You are terse."}]},
-        "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "w", "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}}]}],
+        "tools": [{"functionDeclarations": [{"name": "lookup_time", "description": "w", "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}}]}],
     }
     body = envelope("What is the weather like today in Paris?", **extra)
     body["request"]["contents"][0]["parts"].append({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}})

@@ -11,7 +11,10 @@ from gateway.plugins.builtin import TableMapper
 @pytest.mark.parametrize("asked, upstream", [
     ("gpt-4o", "gemini-2.5-flash"), ("gpt-4.1-mini", "gemini-2.5-flash"), ("o3-mini", "gemini-2.5-pro"),
     ("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-sonnet-4-6", "claude-sonnet-4-6"),
-    ("claude-3-5-haiku-20241022", "gemini-2.5-flash"), ("claude-haiku-4-5-20251001", "gemini-2.5-flash"),
+    ("claude-3-5-haiku-20241022", "gemini-3-flash"), ("claude-haiku-4-5-20251001", "gemini-3-flash"),
+    # Claude Code 2.1.x: opus (its default), sonnet, haiku (its background model) and the bare aliases
+    ("claude-opus-4-8", "claude-opus-4-6-thinking"), ("claude-sonnet-5", "claude-sonnet-4-6"), ("opus", "claude-opus-4-6-thinking"),
+    ("sonnet", "claude-sonnet-4-6"), ("haiku", "gemini-3-flash"),
     ("claude-opus-4-6", "claude-opus-4-6-thinking"), ("gemini-2.5-pro", "gemini-2.5-pro"), ("models/gemini-3-flash", "gemini-3-flash"),
 ])
 def test_defaults_apply_when_the_config_has_no_entry(asked: str, upstream: str) -> None:
