@@ -27,6 +27,8 @@ from gateway.web.admin import AdminDispatch, AdminResource
 from gateway.web.app import GatewayApp
 from gateway.web.auth import AuthWrapper
 from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
+from gateway.web.responses_routes import OpenAIExtraDispatch, ResponsesApp
+from gateway.compat.responses_store import ResponseStore
 from gateway.web.site import GatewaySite
 from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
@@ -82,7 +84,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
-    shaped = ShapedAuth(compat.resource(), strategy, mode)
+    responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl))
+    shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
     root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)

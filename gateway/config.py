@@ -130,6 +130,14 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ResponsesSettings:
+    """``/v1/responses``: how many recent responses ``previous_response_id`` can name, and for how long."""
+
+    store_entries: int = 1000
+    store_ttl: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -138,6 +146,7 @@ class Settings:
     models: ModelsSettings = field(default_factory=ModelsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -341,6 +350,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
     "logging": {"account_label": _account_label},
+    "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float},
 }
 
 _SECTION_TYPES = {
@@ -351,6 +361,7 @@ _SECTION_TYPES = {
     "models": ModelsSettings,
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
+    "responses": ResponsesSettings,
 }
 
 
