@@ -228,3 +228,23 @@ async def test_images_edits_multipart(tmp_path: Path) -> None:
         assert parts[0] == {"text": "make it blue"} and len(parts) == 3
         assert parts[1]["inlineData"] == {"mimeType": "image/png", "data": base64.b64encode(picture).decode()}
         assert call["body"]["request"]["generationConfig"]["imageConfig"] == {"aspectRatio": "2:3"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_gemini_image_generation_passes_through(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        body = {"contents": [{"role": "user", "parts": [{"text": "a kite"}]}],
+                "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "4:3", "imageSize": "2K"}}}
+        response = await stack.post("/v1beta/models/gemini-3-pro-image:generateContent", body)
+        answer = await body_json(response)
+        assert response.code == 200, answer
+        parts = answer["candidates"][0]["content"]["parts"]
+        assert [p.get("thought", False) for p in parts if "inlineData" in p] == [True, False]  # native: drafts kept as sent
+        assert png_size(parts[-1]["inlineData"]["data"]) == (64, 48)
+        [sent] = stack.emulator.state.requests("generateContent")
+        assert sent["body"]["requestType"] == "image_gen"
+        assert sent["body"]["request"]["generationConfig"] == body["generationConfig"]
+        response = await stack.post("/v1beta/models/gemini-3.1-flash-image:generateContent",
+                                    dict(body, generationConfig={"imageConfig": {"aspectRatio": "7:1"}}))
+        error = await body_json(response)
+        assert response.code == 400 and "aspect ratio" in error["error"]["message"]
