@@ -49,6 +49,14 @@ def is_codex(request: IRequest) -> bool:
     return False
 
 
+def codex_message(error: GatewayError) -> str:
+    """The error text for Codex: a rate limit says "try again in Ns", which Codex reads to wait and retry."""
+    retry = error.headers.get("Retry-After", "") if error.code == 429 else ""
+    if retry.isdigit() and "try again in" not in error.message.lower():
+        return f"{error.message.rstrip()} Please try again in {retry}s."
+    return error.message
+
+
 class OpenAIExtraDispatch(Resource):
     """A leaf sending the Responses and Images paths to ``extra`` and the rest to ``fallback``."""
 
@@ -131,7 +139,7 @@ class ResponsesApp:
                 request.setResponseCode(200)
                 request.setHeader(b"Content-Type", b"text/event-stream")
                 request.setHeader(b"Cache-Control", b"no-cache")
-                return stream.error(e.code, e.message)
+                return stream.error(e.code, codex_message(e))
             return None
         document = await self.compat._generate(request, model, gemini)
         answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())

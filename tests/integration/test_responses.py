@@ -248,3 +248,29 @@ async def test_native_gemini_image_generation_passes_through(tmp_path: Path) -> 
                                     dict(body, generationConfig={"imageConfig": {"aspectRatio": "7:1"}}))
         error = await body_json(response)
         assert response.code == 400 and "aspect ratio" in error["error"]["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stream_failure_before_the_start_for_codex_and_for_sdks(tmp_path: Path) -> None:
+    codex = {b"originator": [b"codex_exec"], b"User-Agent": [b"codex_exec/0.171.0"]}
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "error", "status": 429, "times": -1})
+        limited = await stack.post(RESPONSES, {"model": "gemini-3-flash", "input": "hi", "stream": True}, headers=codex)
+        events = events_of(await treq.content(limited))
+        assert limited.code == 200 and events[-1]["type"] == "response.failed"
+        error = events[-1]["response"]["error"]
+        assert error["code"] == "rate_limit_exceeded" and "try again in" in error["message"]
+        plain = await stack.post(RESPONSES, {"model": "gemini-3-flash", "input": "hi", "stream": True})
+        assert plain.code == 429 and (await body_json(plain))["error"]["type"] == "rate_limit_error"
+
+
+@pytest_twisted.ensureDeferred
+async def test_stream_failure_after_the_start_is_response_failed(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "stream_error", "after_events": 2,
+                                        "status": 500, "message": "went wrong"})
+        late = await stack.post(RESPONSES, {"model": "gemini-3-flash", "input": "hi stream 5 events", "stream": True})
+        events = events_of(await treq.content(late))
+        assert late.code == 200 and events[-1]["type"] == "response.failed"
+        assert events[-1]["response"]["error"] == {"code": "server_error", "message": "went wrong"}
+        assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")  # what came before stays

@@ -326,3 +326,11 @@ def test_config_keys() -> None:
     assert config.Settings().responses.store_entries == 1000
     with pytest.raises(config.ConfigError, match="store_ttl"):
         config.parse({"responses": {"store_ttl": -1}})
+
+
+def test_codex_rate_limit_message_says_when_to_retry() -> None:
+    from gateway.web.responses_routes import codex_message
+
+    assert codex_message(GatewayError(429, "Quota gone.", headers={"Retry-After": "12"})) == "Quota gone. Please try again in 12s."
+    assert codex_message(GatewayError(503, "Down.", headers={"Retry-After": "3"})) == "Down."
+    assert codex_message(GatewayError(429, "Slow down, try again in 2s.", headers={"Retry-After": "2"})) == "Slow down, try again in 2s."
