@@ -824,7 +824,7 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
         answer.signature = base64.b64encode(hashlib.sha256(("sig:" + request_id).encode()).digest()).decode()
     if spec.image_generation:
         answer.image = images.image_for(said, cfg.get("imageConfig"))
-        if spec.supports_thinking:
+        if spec.id.startswith("gemini-3"):  # Gemini 3 image models think: a draft comes first
             answer.extra["draft"] = images.image_for(said, cfg.get("imageConfig"), draft=True)
         answer.text = "Here is the image you asked for."
     limit = cfg.get("maxOutputTokens")

@@ -115,37 +115,61 @@ class ResponsesApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
-        model = resolve(self.compat.mapper, body["model"])
-        now = self.reactor.seconds()
+        requested = body["model"]
+        await self._resolve(requested)  # an unknown model is a 404 before images are fetched
         history = None
         if body.get("previous_response_id") is not None:
-            history = self.store.history(body["previous_response_id"], now)
+            history = self.store.history(body["previous_response_id"], self.reactor.seconds())
         fetched = await self.compat.fetcher.fetch_all(responses_request.remote_image_urls(body))
-        gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
-                                                  memory=self.compat.signatures, now=now)
         keep = body.get("store", True) is not False
-        if ctx.stream:
-            def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
-                self.store.put(final["id"], ctx.items + items, self.reactor.seconds())
 
-            stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
-                                     commit_errors=is_codex(request))
-            try:
-                await self.compat._stream(request, model, gemini, stream, ping=False)
-            except GatewayError as e:
-                if not is_codex(request):
-                    raise
-                # Codex retries (or reports) only what arrives as response.failed in a 200 stream.
-                request.setResponseCode(200)
-                request.setHeader(b"Content-Type", b"text/event-stream")
-                request.setHeader(b"Cache-Control", b"no-cache")
-                return stream.error(e.code, codex_message(e))
-            return None
-        document = await self.compat._generate(request, model, gemini)
-        answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
-        if keep:
-            self.store.put(answer["id"], ctx.items + items, self.reactor.seconds())
-        return _json(request, answer)
+        async def call(model: str) -> bytes | None:
+            now = self.reactor.seconds()
+            gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
+                                                      memory=self.compat.signatures, now=now)
+            if ctx.stream:
+                return await self._stream(request, model, gemini, ctx, keep, now)
+            document = await self.compat._generate(request, model, gemini)
+            answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
+            if keep:
+                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds())
+            return _json(request, answer)
+
+        return await self._with_model(requested, call)
+
+    async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], ctx: Any, keep: bool,
+                      now: float) -> bytes | None:
+        def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
+            self.store.put(final["id"], ctx.items + items, self.reactor.seconds())
+
+        codex = is_codex(request)
+        stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
+                                 commit_errors=codex)
+        try:
+            await self.compat._stream(request, model, gemini, stream, ping=False)
+        except GatewayError as e:
+            if not codex:
+                raise
+            # Codex retries (or reports) only what arrives as response.failed in a 200 stream.
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"text/event-stream")
+            request.setHeader(b"Cache-Control", b"no-cache")
+            return stream.error(e.code, codex_message(e))
+        return None
+
+    # -- models: the chat door's resolution, whatever it is --
+
+    async def _resolve(self, requested: str) -> str:
+        resolver = getattr(self.compat, "_resolve", None)
+        if resolver is not None:
+            return str(await resolver(requested))
+        return resolve(self.compat.mapper, requested)
+
+    async def _with_model(self, requested: str, call: Any) -> Any:
+        with_model = getattr(self.compat, "_with_model", None)
+        if with_model is not None:
+            return await with_model(requested, call)
+        return await call(await self._resolve(requested))
 
     # -- Images --
 
@@ -155,7 +179,7 @@ class ResponsesApp:
         body = read_json(request)
         if not isinstance(body, dict):
             raise GatewayError(400, "The request body must be a JSON object.")
-        parsed = images.parse(body, self._image_model(body.get("model")))
+        parsed = images.parse(body, await self._image_model(body.get("model")))
         return await self._images(request, parsed)
 
     @app.route("/v1/images/edits", methods=["POST"])
@@ -171,19 +195,20 @@ class ResponsesApp:
         for data in fields.get("mask", [])[:1]:
             uploads.append(images.upload(data, "mask"))  # Gemini has no mask semantics: sent as one more picture
         body = {k: v[0].decode("utf-8", "replace") for k, v in fields.items() if k not in ("image", "image[]", "mask") and v}
-        parsed = images.parse(body, self._image_model(body.get("model")), tuple(uploads))
+        parsed = images.parse(body, await self._image_model(body.get("model")), tuple(uploads))
         return await self._images(request, parsed)
 
-    def _image_model(self, requested: Any) -> str:
+    async def _image_model(self, requested: Any) -> str:
         if requested is None or requested == "":
             return images.DEFAULT_IMAGE_MODEL
         if not isinstance(requested, str):
             raise GatewayError(400, "model must be a string.")
         bare = strip_models_prefix(requested.strip())
         if bare.lower().startswith(OPENAI_IMAGE_MODELS):
-            mapped = self.compat.mapper.map(bare)
+            mapping = getattr(self.compat.mapper, "map", None)
+            mapped = mapping(bare) if mapping is not None else bare
             return mapped if mapped != bare else images.DEFAULT_IMAGE_MODEL
-        return resolve(self.compat.mapper, bare)
+        return await self._resolve(bare)
 
     async def _images(self, request: IRequest, parsed: images.ImageRequest) -> bytes:
         gemini = images.gemini_request(parsed)

@@ -54,7 +54,8 @@ def test_stream_helper_and_tools_round_trip_by_previous_response_id(client: open
     with client.responses.stream(model="gemini-3-flash", input="call function get_weather", tools=[WEATHER]) as stream:
         first = stream.get_final_response()
     [call] = [item for item in first.output if item.type == "function_call"]
-    assert call.name == "get_weather" and json.loads(call.arguments) == {"requested_by": "emulator"}
+    args = json.loads(call.arguments)  # the emulator's placeholder, or schema-valid once it answers like a model
+    assert call.name == "get_weather" and (args == {"requested_by": "emulator"} or isinstance(args.get("city"), str))
     second = client.responses.create(
         model="gemini-3-flash", previous_response_id=first.id, tools=[WEATHER],
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
