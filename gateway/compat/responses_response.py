@@ -106,6 +106,7 @@ class OutputBuilder:
         self._open: dict[str, Any] | None = None
         self._text: list[str] = []
         self._signature: str | None = None
+        self._grounding: dict[str, Any] | None = None
 
     # -- items --
 
@@ -144,7 +145,11 @@ class OutputBuilder:
                 item["_signature"] = self._signature  # kept for the server-side history, stripped for clients
             self._signature = None
         elif item["type"] == "message":
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            annotations = url_citations(self._grounding, text) if self._grounding else []
+            for n, annotation in enumerate(annotations):
+                self.emit({"type": "response.output_text.annotation.added", "item_id": item["id"], "output_index": index,
+                           "content_index": 0, "annotation_index": n, "annotation": annotation})
+            part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
             self.emit({"type": "response.output_text.done", "item_id": item["id"], "output_index": index,
                        "content_index": 0, "text": text, "logprobs": []})
             self.emit({"type": "response.content_part.done", "item_id": item["id"], "output_index": index,
@@ -152,6 +157,24 @@ class OutputBuilder:
             item["content"] = [part]
             item["status"] = "completed"
         self._done(item)
+
+    def ground(self, metadata: Any) -> None:
+        """A candidate's ``groundingMetadata``: its sources become the message's ``url_citation``s."""
+        if isinstance(metadata, dict) and (metadata.get("groundingChunks") or metadata.get("webSearchQueries")):
+            self._grounding = metadata
+
+    def finish(self) -> None:
+        """Close the open item; a grounded answer then gets its ``web_search_call`` item."""
+        self.close()
+        if self._grounding is None:
+            return
+        queries = [q for q in self._grounding.get("webSearchQueries") or [] if isinstance(q, str)]
+        item = {"id": new_id("ws_"), "type": "web_search_call", "status": "completed",
+                "action": {"type": "search", "query": queries[0] if queries else "",
+                           "sources": [{"type": "url", "url": s["url"]} for s in sources(self._grounding)]}}
+        self._start(item)
+        self._done(item)
+        self._grounding = None
 
     def _reasoning(self) -> dict[str, Any]:
         if self._open is None or self._open["type"] != "reasoning":
@@ -256,6 +279,43 @@ class OutputBuilder:
             item["namespace"], item["name"] = found
 
 
+def sources(metadata: dict[str, Any]) -> list[dict[str, str]]:
+    """``{url, title}`` of each web source in ``groundingMetadata.groundingChunks``."""
+    out = []
+    for chunk in metadata.get("groundingChunks") or []:
+        web = chunk.get("web") if isinstance(chunk, dict) else None
+        if isinstance(web, dict) and isinstance(web.get("uri"), str):
+            out.append({"url": web["uri"], "title": web["title"] if isinstance(web.get("title"), str) else web["uri"]})
+    return out
+
+
+def url_citations(metadata: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """OpenAI ``url_citation`` annotations from grounding supports (Gemini's byte offsets -> characters);
+    a source no support names is cited over the whole text."""
+    found = sources(metadata)
+    encoded = text.encode("utf-8")
+
+    def chars(offset: Any) -> int:
+        offset = offset if isinstance(offset, int) and offset >= 0 else 0
+        return len(encoded[:offset].decode("utf-8", "ignore"))
+
+    out: list[dict[str, Any]] = []
+    cited: set[int] = set()
+    for support in metadata.get("groundingSupports") or []:
+        segment = support.get("segment") if isinstance(support, dict) and isinstance(support.get("segment"), dict) else {}
+        start, end = chars(segment.get("startIndex")), chars(segment.get("endIndex", len(encoded)))
+        for index in support.get("groundingChunkIndices") or [] if isinstance(support, dict) else []:
+            if isinstance(index, int) and 0 <= index < len(found):
+                cited.add(index)
+                out.append({"type": "url_citation", "url": found[index]["url"], "title": found[index]["title"],
+                            "start_index": start, "end_index": max(start, end)})
+    for index, source in enumerate(found):
+        if index not in cited:
+            out.append({"type": "url_citation", "url": source["url"], "title": source["title"],
+                        "start_index": 0, "end_index": len(text)})
+    return out
+
+
 def public_item(item: dict[str, Any]) -> dict[str, Any]:
     """An output item as clients see it (without the gateway's private keys)."""
     return {k: v for k, v in item.items() if not k.startswith("_")}
@@ -286,7 +346,8 @@ def build(document: Any, ctx: ResponsesContext, memory: SignatureMemory, now: fl
     for candidate in candidates_of(document)[:1]:
         for part in parts_of(candidate):
             builder.part(part)
-    builder.close()
+        builder.ground(candidate.get("groundingMetadata"))
+    builder.finish()
     return builder
 
 

@@ -90,6 +90,7 @@ class ResponsesStream:
         for candidate in candidates_of(document)[:1]:
             for part in parts_of(candidate):
                 self._builder.part(part)
+            self._builder.ground(candidate.get("groundingMetadata"))
             if isinstance(candidate.get("finishReason"), str):
                 self._reason = candidate["finishReason"]
         return self._flush()
@@ -101,7 +102,7 @@ class ResponsesStream:
         self._start()
         self.finished = True
         assert self._builder is not None
-        self._builder.close()
+        self._builder.finish()
         status, incomplete = status_of(self._reason, self._blocked)
         if status == "incomplete" and has_calls(self._builder.items) and incomplete == {"reason": "max_output_tokens"}:
             status, incomplete = "completed", None

@@ -334,3 +334,32 @@ def test_codex_rate_limit_message_says_when_to_retry() -> None:
     assert codex_message(GatewayError(429, "Quota gone.", headers={"Retry-After": "12"})) == "Quota gone. Please try again in 12s."
     assert codex_message(GatewayError(503, "Down.", headers={"Retry-After": "3"})) == "Down."
     assert codex_message(GatewayError(429, "Slow down, try again in 2s.", headers={"Retry-After": "2"})) == "Slow down, try again in 2s."
+
+
+GROUNDING = {"webSearchQueries": ["tide times"],
+             "groundingChunks": [{"web": {"uri": "https://a.test/x", "title": "a.test"}}, {"web": {"uri": "https://b.test/y"}}],
+             "groundingSupports": [{"segment": {"startIndex": 4, "endIndex": 9, "text": "tides"}, "groundingChunkIndices": [0]}]}
+
+
+def test_grounded_answer_has_citations_and_a_search_item() -> None:
+    _, ctx = gemini({"input": "x", "tools": [{"type": "web_search"}]})
+    doc = document({"text": "Die tides are high"})
+    doc["candidates"][0]["groundingMetadata"] = GROUNDING
+    answer, _ = responses_response.response(doc, ctx, SignatureMemory(), 0.0)
+    message, search = answer["output"]
+    assert message["content"][0]["annotations"] == [
+        {"type": "url_citation", "url": "https://a.test/x", "title": "a.test", "start_index": 4, "end_index": 9},
+        {"type": "url_citation", "url": "https://b.test/y", "title": "https://b.test/y", "start_index": 0, "end_index": 18}]
+    assert search["type"] == "web_search_call" and search["action"]["query"] == "tide times"
+    stream = ResponsesStream(ctx, SignatureMemory(), 0.0)
+    events = parse(stream.response(doc) + stream.end())
+    types = [e["type"] for e in events]
+    assert types.count("response.output_text.annotation.added") == 2
+    assert types.index("response.output_text.annotation.added") < types.index("response.content_part.done")
+    assert [i["type"] for i in events[-1]["response"]["output"]] == ["message", "web_search_call"]
+
+
+def test_citation_offsets_are_characters_not_bytes() -> None:
+    metadata = {"groundingChunks": [{"web": {"uri": "u", "title": "t"}}],
+                "groundingSupports": [{"segment": {"startIndex": 3, "endIndex": 7}, "groundingChunkIndices": [0]}]}
+    assert responses_response.url_citations(metadata, "é abc")[0]["start_index"] == 2
