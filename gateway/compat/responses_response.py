@@ -15,6 +15,7 @@ import re
 from typing import Any, Callable
 
 from gateway.compat.common import call_args, candidates_of, dumps, finish_category, new_id, parts_of, prompt_blocked, usage_numbers
+from gateway.compat.openai_response import error_dict as chat_error_dict
 from gateway.compat.responses_request import ResponsesContext, carry
 from gateway.compat.signatures import SignatureMemory
 
@@ -376,9 +377,7 @@ def response(
 
 def error_dict(code: int, message: str) -> dict[str, Any]:
     """The HTTP error body on the Responses and Images paths (the Chat door's shape)."""
-    from gateway.compat.openai_response import error_dict as chat_error
-
-    return chat_error(code, message)
+    return chat_error_dict(code, message)
 
 
 __all__ = ["OutputBuilder", "build", "error_code", "response", "response_object", "status_of", "usage"]
