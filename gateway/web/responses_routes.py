@@ -205,8 +205,12 @@ class ResponsesApp:
             raise GatewayError(400, "model must be a string.")
         bare = strip_models_prefix(requested.strip())
         if bare.lower().startswith(OPENAI_IMAGE_MODELS):
-            mapping = getattr(self.compat.mapper, "map", None)
-            mapped = mapping(bare) if mapping is not None else bare
+            # A live-catalogue resolver (the chat door's _resolve) knows these names; the static
+            # defaults would send them to a text model, so only an operator's mapping counts there.
+            if getattr(self.compat, "_resolve", None) is not None:
+                mapped = await self._resolve(bare)
+            else:
+                mapped = self.compat.mapper.map(bare)
             return mapped if mapped != bare else images.DEFAULT_IMAGE_MODEL
         return await self._resolve(bare)
 
