@@ -495,11 +495,11 @@ def to_gemini(
     key = session_key(body.get("prompt_cache_key")) or session_key(body.get("user")) or session_key(body.get("safety_identifier"))
     if key:
         request["sessionId"] = key
-    ctx.echo = _echo(body, metadata)
+    ctx.echo = echo_fields(body, metadata)
     return fit_for_model(request, upstream_model), ctx
 
 
-def _echo(body: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
+def echo_fields(body: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Request fields the response object repeats (the SDK types require several of them)."""
     reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
@@ -524,4 +524,4 @@ def _echo(body: dict[str, Any], metadata: dict[str, Any] | None) -> dict[str, An
     }
 
 
-__all__ = ["ResponsesContext", "carried", "carry", "input_items", "remote_image_urls", "to_gemini"]
+__all__ = ["ResponsesContext", "carried", "carry", "echo_fields", "input_items", "remote_image_urls", "to_gemini"]

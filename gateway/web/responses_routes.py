@@ -115,6 +115,14 @@ class ResponsesApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
+        try:
+            return await self._create(request, body)
+        except GatewayError as e:
+            if body.get("stream") is not True or not is_codex(request) or request.startedWriting:
+                raise
+            return self._codex_failure(request, body, e)
+
+    async def _create(self, request: IRequest, body: dict[str, Any]) -> bytes | None:
         requested = body["model"]
         await self._resolve(requested)  # an unknown model is a 404 before images are fetched
         history = None
@@ -128,7 +136,8 @@ class ResponsesApp:
             gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
                                                       memory=self.compat.signatures, now=now)
             if ctx.stream:
-                return await self._stream(request, model, gemini, ctx, keep, now)
+                await self._stream(request, model, gemini, ctx, keep, now)
+                return None
             document = await self.compat._generate(request, model, gemini)
             answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
             if keep:
@@ -138,24 +147,25 @@ class ResponsesApp:
         return await self._with_model(requested, call)
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], ctx: Any, keep: bool,
-                      now: float) -> bytes | None:
+                      now: float) -> None:
         def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
             self.store.put(final["id"], ctx.items + items, self.reactor.seconds())
 
-        codex = is_codex(request)
         stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
-                                 commit_errors=codex)
-        try:
-            await self.compat._stream(request, model, gemini, stream, ping=False)
-        except GatewayError as e:
-            if not codex:
-                raise
-            # Codex retries (or reports) only what arrives as response.failed in a 200 stream.
-            request.setResponseCode(200)
-            request.setHeader(b"Content-Type", b"text/event-stream")
-            request.setHeader(b"Cache-Control", b"no-cache")
-            return stream.error(e.code, codex_message(e))
-        return None
+                                 commit_errors=is_codex(request))
+        await self.compat._stream(request, model, gemini, stream, ping=False)
+
+    def _codex_failure(self, request: IRequest, body: dict[str, Any], error: GatewayError) -> bytes:
+        """A failure before any upstream event, for Codex: a 200 stream ending in ``response.failed``
+        (Codex retries or reports only that; an HTTP 429 it would not retry)."""
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+        ctx = responses_request.ResponsesContext(requested_model=body["model"], upstream_model=body["model"],
+                                                 echo=responses_request.echo_fields(body, metadata))
+        stream = ResponsesStream(ctx, self.compat.signatures, self.reactor.seconds())
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"text/event-stream")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return stream.error(error.code, codex_message(error))
 
     # -- models: the chat door's resolution, whatever it is --
 
