@@ -61,8 +61,9 @@ def run_codex(gw: ClientStack, tmp_path: Path, prompt: str) -> subprocess.Comple
 def test_codex_exec_one_prompt(gw: ClientStack, tmp_path: Path) -> None:
     result = run_codex(gw, tmp_path, "Hello from codex")
     assert result.returncode == 0, result.stdout + result.stderr + gw.logs()
-    # Codex sends its environment context and the prompt as two user messages: one Gemini turn, echoed
-    assert "Echo: <environment_context>" in result.stdout and result.stdout.rstrip().endswith("Hello from codex")
+    # Codex sends its environment context and the prompt as two user messages (one Gemini turn); the
+    # emulator echoes the turn (or, once it skips context blocks, the prompt alone)
+    assert "Echo: " in result.stdout and result.stdout.rstrip().endswith("Hello from codex")
     [call] = gw.requests("streamGenerateContent")
     assert call["body"]["model"] == "gemini-3-flash"
     request = call["body"]["request"]
