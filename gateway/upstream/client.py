@@ -7,7 +7,7 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol as TypingProtocol
+from typing import Any, Callable, Protocol as TypingProtocol
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
@@ -102,7 +102,7 @@ class UpstreamClient:
 
     observer: RequestObserver = NULL_OBSERVER  # metrics hooks (gateway.observe); set by assembly
 
-    def __init__(self, routes: AgentRoutes, hosts: tuple[str, ...], user_agent: str, response_timeout: float,
+    def __init__(self, routes: AgentRoutes, hosts: tuple[str, ...], user_agent: str | Callable[[], str], response_timeout: float,
                  reactor: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -111,21 +111,24 @@ class UpstreamClient:
         self._routes = routes
         self._reactor = reactor
         self.hosts = hosts  # may be replaced at run time (tests do): per-host state is keyed by the host
+        #: A string, or a callable read per call (the live client version: ``ClientVersion.user_agent``).
         self.user_agent = user_agent
         self.response_timeout = response_timeout
-        self._templates: dict[str, Headers] = {}
+        self._templates: dict[str, tuple[str, Headers]] = {}
 
     def _headers(self, host: str, token: str) -> Headers:
         """The request headers for ``host``: a per-host template (with ``Host``, so the Agent
         need not copy them again) plus this call's token."""
-        template = self._templates.get(host)
-        if template is None:
-            template = self._templates[host] = Headers({
+        agent = self.user_agent() if callable(self.user_agent) else self.user_agent
+        cached = self._templates.get(host)
+        if cached is None or cached[0] != agent:
+            cached = self._templates[host] = (agent, Headers({
                 b"Host": [_host_value(host)],
                 b"Content-Type": [b"application/json"],
-                b"User-Agent": [self.user_agent.encode()],
+                b"User-Agent": [agent.encode()],
                 b"Accept-Encoding": [b"identity"],
-            })
+            }))
+        template = cached[1]
         headers = template.copy()
         headers.setRawHeaders(b"Authorization", [b"Bearer " + token.encode()])
         return headers

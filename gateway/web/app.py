@@ -16,7 +16,8 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from gateway import __version__
+from gateway import __version__, observe
+from gateway.web.home import render_home
 from gateway.compat import models as compat_models
 from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
@@ -77,7 +78,7 @@ class GatewayApp:
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
         path = request.path.decode("latin-1", "replace")
-        return self._error(request, GatewayError(404, f"Unknown route {path}: see the README for the routes this gateway serves."))
+        return self._error(request, GatewayError(404, f"Unknown route {path}: GET / lists the routes this gateway serves."))
 
     @app.handle_errors(MethodNotAllowed)
     def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
@@ -103,6 +104,14 @@ class GatewayApp:
         return error.to_body()
 
     # -- routes --
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def home(self, request: IRequest) -> bytes:
+        """What answers here (JSON, or HTML for a browser); behind auth like the API when auth is on."""
+        content_type, body = render_home(__version__, request.getHeader(b"accept"))
+        request.setHeader(b"Content-Type", content_type)
+        request.setHeader(b"Vary", b"Accept")
+        return body
 
     @app.route("/healthz", methods=["GET", "HEAD"])
     def healthz(self, request: IRequest) -> bytes:
@@ -143,6 +152,7 @@ class GatewayApp:
             raise GatewayError(404, f"Unknown action {action!r} on models/{model_id}: use generateContent, streamGenerateContent or countTokens.")
         body = read_json(request)
         upstream_model = self.mapper.map(model_id)
+        observe.mapped(upstream_model)
         if action == "countTokens":
             return await self._count_tokens(request, upstream_model, body)
         valid = enum_names(envelope.validate_generate_request(body))
@@ -170,7 +180,7 @@ class GatewayApp:
         if sse:
             request.setHeader(b"Cache-Control", b"no-cache")
             request.setHeader(b"X-Accel-Buffering", b"no")
-        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout, refusal=self.forwarder.stream_refusal)
         forwarded.upstream.response.deliverBody(relay)
         await relay.done
 

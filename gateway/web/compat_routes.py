@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
 from gateway.compat.anthropic_stream import AnthropicStream
 from gateway.compat.models import resolve
@@ -310,7 +311,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
         now = self.reactor.seconds()
         gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
@@ -328,7 +331,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         now = self.reactor.seconds()
         gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
@@ -343,7 +348,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         model = resolve(self.mapper, body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
         forwarded = await self.forwarder.count_tokens(model, counted)
@@ -368,7 +375,7 @@ class CompatApp:
         request.setHeader(b"Content-Type", fmt.content_type)
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"X-Accel-Buffering", b"no")
-        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout, refusal=self.forwarder.stream_refusal)
         pinger: LoopingCall | None = None
         if ping:
             gone: list[bool] = [False]
