@@ -102,7 +102,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     admin.clients = clients
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
-    responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl))
+    responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl,
+                                                     settings.responses.store_max_bytes))
     shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
     root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,

@@ -146,6 +146,7 @@ class ResponsesSettings:
 
     store_entries: int = 1000
     store_ttl: float = 3600.0
+    store_max_bytes: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
     "logging": {"account_label": _account_label, "format": _log_format},
-    "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float},
+    "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float, "store_max_bytes": _positive_int},
 }
 
 _SECTION_TYPES = {

@@ -136,20 +136,20 @@ class ResponsesApp:
             gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
                                                       memory=self.compat.signatures, now=now)
             if ctx.stream:
-                await self._stream(request, model, gemini, ctx, keep, now)
+                await self._stream(request, model, gemini, ctx, keep, now, len(history or []))
                 return None
             document = await self.compat._generate(request, model, gemini)
             answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
             if keep:
-                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds())
+                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds(), len(history or []))
             return _json(request, answer)
 
         return await self._with_model(requested, call)
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], ctx: Any, keep: bool,
-                      now: float) -> None:
+                      now: float, shared: int) -> None:
         def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
-            self.store.put(final["id"], ctx.items + items, self.reactor.seconds())
+            self.store.put(final["id"], ctx.items + items, self.reactor.seconds(), shared)
 
         stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
                                  commit_errors=is_codex(request))

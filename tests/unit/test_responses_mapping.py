@@ -324,6 +324,7 @@ def test_config_keys() -> None:
     settings = config.parse({"responses": {"store_entries": 0, "store_ttl": 60}})
     assert settings.responses.store_entries == 0 and settings.responses.store_ttl == 60.0
     assert config.Settings().responses.store_entries == 1000
+    assert config.parse({"responses": {"store_max_bytes": 1024}}).responses.store_max_bytes == 1024
     with pytest.raises(config.ConfigError, match="store_ttl"):
         config.parse({"responses": {"store_ttl": -1}})
 
@@ -363,3 +364,16 @@ def test_citation_offsets_are_characters_not_bytes() -> None:
     metadata = {"groundingChunks": [{"web": {"uri": "u", "title": "t"}}],
                 "groundingSupports": [{"segment": {"startIndex": 3, "endIndex": 7}, "groundingChunkIndices": [0]}]}
     assert responses_response.url_citations(metadata, "é abc")[0]["start_index"] == 2
+
+
+def test_store_counts_bytes_of_new_items_only_and_evicts_by_size() -> None:
+    store = ResponseStore(max_entries=10, ttl=100.0, max_bytes=300)
+    first = [{"text": "a" * 100}]
+    store.put("r1", first, 0.0)
+    assert 100 < store.bytes < 130
+    store.put("r2", first + [{"text": "b" * 100}], 1.0, shared=1)  # continues r1: only the new item counts
+    assert store.bytes < 260 and store.get("r1", 1.0) is not None
+    store.put("r3", [{"text": "c" * 100}], 2.0)  # over 300 bytes in all: the oldest goes
+    assert store.get("r1", 2.0) is None and store.get("r3", 2.0) is not None and store.bytes <= 300
+    store.put("huge", [{"text": "x" * 1000}], 3.0)
+    assert store.get("huge", 3.0) is None and store.get("r3", 3.0) is not None
