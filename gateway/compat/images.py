@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from email import policy as email_policy
 from email.parser import BytesParser
@@ -45,6 +46,10 @@ class ImageRequest:
     aspect_ratio: str | None
     image_size: str | None
     inputs: tuple[dict[str, str], ...] = ()
+    #: ``stream: true``: answer with SSE ``image_generation.completed`` (edits: ``image_edit.completed``) events
+    stream: bool = False
+    size: str = "auto"
+    quality: str = "auto"
 
 
 def aspect_ratio(size: Any) -> str | None:
@@ -96,10 +101,10 @@ def parse(body: Any, model: str, inputs: tuple[dict[str, str], ...] = ()) -> Ima
     response_format = body.get("response_format") or "b64_json"
     if response_format not in RESPONSE_FORMATS:
         raise bad_request("response_format must be b64_json or url (the url is a data: URL).")
-    if body.get("stream") in (True, "true"):
-        raise bad_request("stream is not supported on the images routes; send the request without it.")
-    return ImageRequest(model, prompt, n, response_format, aspect_ratio(body.get("size")),
-                        image_size(body.get("quality")), inputs)
+    size, quality = body.get("size"), body.get("quality")
+    return ImageRequest(model, prompt, n, response_format, aspect_ratio(size), image_size(quality), inputs,
+                        stream=body.get("stream") in (True, "true"), size=size if isinstance(size, str) else "auto",
+                        quality=quality if isinstance(quality, str) else "auto")
 
 
 def form_fields(raw: bytes, content_type: bytes) -> dict[str, list[bytes]]:
@@ -183,6 +188,20 @@ def answer(request: ImageRequest, images: list[dict[str, str]], created: float, 
         data.append(item)
     mime = images[0]["mimeType"] if images else "image/png"
     return {"created": int(created), "data": data, "output_format": mime.split("/")[-1]}
+
+
+def stream_events(request: ImageRequest, images: list[dict[str, str]], created: float, edit: bool) -> bytes:
+    """The SSE answer of ``stream: true``: one ``…completed`` event per image (Gemini sends no
+    partial images, so there are no ``partial_image`` events)."""
+    kind = "image_edit.completed" if edit else "image_generation.completed"
+    out = []
+    for blob in images:
+        event = {"type": kind, "b64_json": blob["data"], "created_at": int(created), "size": request.size,
+                 "quality": request.quality, "background": "auto", "output_format": blob["mimeType"].split("/")[-1],
+                 "usage": {"input_tokens": 0, "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+                           "output_tokens": 0, "total_tokens": 0}}
+        out.append(f"event: {kind}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode())
+    return b"".join(out)
 
 
 __all__ = ["ImageRequest", "answer", "aspect_ratio", "gemini_request", "image_size", "images_of", "parse", "upload"]

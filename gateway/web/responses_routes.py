@@ -190,7 +190,7 @@ class ResponsesApp:
         if not isinstance(body, dict):
             raise GatewayError(400, "The request body must be a JSON object.")
         parsed = images.parse(body, await self._image_model(body.get("model")))
-        return await self._images(request, parsed)
+        return await self._images(request, parsed, edit=False)
 
     @app.route("/v1/images/edits", methods=["POST"])
     @app.route("/images/edits", methods=["POST"])
@@ -206,7 +206,7 @@ class ResponsesApp:
             uploads.append(images.upload(data, "mask"))  # Gemini has no mask semantics: sent as one more picture
         body = {k: v[0].decode("utf-8", "replace") for k, v in fields.items() if k not in ("image", "image[]", "mask") and v}
         parsed = images.parse(body, await self._image_model(body.get("model")), tuple(uploads))
-        return await self._images(request, parsed)
+        return await self._images(request, parsed, edit=True)
 
     async def _image_model(self, requested: Any) -> str:
         if requested is None or requested == "":
@@ -224,7 +224,7 @@ class ResponsesApp:
             return mapped if mapped != bare else images.DEFAULT_IMAGE_MODEL
         return await self._resolve(bare)
 
-    async def _images(self, request: IRequest, parsed: images.ImageRequest) -> bytes:
+    async def _images(self, request: IRequest, parsed: images.ImageRequest, *, edit: bool) -> bytes:
         gemini = images.gemini_request(parsed)
         calls = [Deferred.fromCoroutine(self._one_image(parsed.model, gemini, i)) for i in range(parsed.n)]
         results = await DeferredList(calls, consumeErrors=True)
@@ -246,6 +246,10 @@ class ResponsesApp:
             raise GatewayError(400, f"{parsed.model} answered without an image (the prompt may have been refused).{said}")
         for blob in found:
             images.check_image(blob)
+        if parsed.stream:
+            request.setHeader(b"Content-Type", b"text/event-stream")
+            request.setHeader(b"Cache-Control", b"no-cache")
+            return images.stream_events(parsed, found, self.reactor.seconds(), edit)
         return _json(request, images.answer(parsed, found, self.reactor.seconds()))
 
     async def _one_image(self, model: str, gemini: dict[str, Any], index: int) -> tuple[list[dict[str, str]], str]:

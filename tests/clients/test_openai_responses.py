@@ -104,3 +104,9 @@ def test_images_edit_multipart(client: openai.OpenAI, gw: ClientStack) -> None:
     assert _png_size(base64.b64decode(result.data[0].b64_json)) == (64, 64)
     parts = gw.requests("generateContent")[-1]["body"]["request"]["contents"][0]["parts"]
     assert parts[0] == {"text": "paint it green"} and parts[1]["inlineData"]["mimeType"] == "image/png"
+
+
+def test_images_generate_streamed(client: openai.OpenAI) -> None:
+    events = list(client.images.generate(model="gemini-3.1-flash-image", prompt="a red kite", stream=True))
+    assert [e.type for e in events] == ["image_generation.completed"]
+    assert _png_size(base64.b64decode(events[0].b64_json)) == (64, 64)

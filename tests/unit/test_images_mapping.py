@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import zlib
 
@@ -39,7 +40,7 @@ def test_parse_and_gemini_request() -> None:
 @pytest.mark.parametrize("body, message", [
     ({}, "prompt is required"), ({"prompt": "x", "n": 0}, "n must be"), ({"prompt": "x", "n": 11}, "n must be"),
     ({"prompt": "x", "size": "big"}, "size"), ({"prompt": "x", "quality": "ultra"}, "quality"),
-    ({"prompt": "x", "response_format": "png"}, "response_format"), ({"prompt": "x", "stream": True}, "stream")])
+    ({"prompt": "x", "response_format": "png"}, "response_format")])
 def test_parse_refuses_bad_input(body: dict, message: str) -> None:
     with pytest.raises(GatewayError, match=message) as caught:
         images.parse(body, "m")
@@ -89,3 +90,14 @@ def test_emulator_draws_a_real_png_shaped_by_the_ratio() -> None:
         drawn.validate_image_config({"imageSize": "8k"}, "p")
     with pytest.raises(GatewayError, match="Unknown name"):
         drawn.validate_image_config({"quality": "hd"}, "p")
+
+
+def test_stream_events() -> None:
+    request = images.parse({"prompt": "x", "stream": True, "size": "1024x1024", "quality": "high"}, "m")
+    assert request.stream
+    raw = images.stream_events(request, [{"mimeType": "image/png", "data": "QUJD"}], 5.0, edit=False).decode()
+    head, data = raw.strip().split("\n")
+    event = json.loads(data[len("data: "):])
+    assert head == "event: image_generation.completed" and event["type"] == "image_generation.completed"
+    assert event["b64_json"] == "QUJD" and event["size"] == "1024x1024" and event["quality"] == "high"
+    assert b"image_edit.completed" in images.stream_events(request, [{"mimeType": "image/png", "data": "A"}], 0, edit=True)
