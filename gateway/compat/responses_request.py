@@ -366,7 +366,7 @@ class _Turns:
             self.contents.append({"role": role, "parts": []})
         return self.contents[-1]["parts"]
 
-    def _flush_signature(self) -> None:
+    def flush_signature(self) -> None:
         """A reasoning signature no call followed: keep it on a thought part of the model turn."""
         if self.pending_signature:
             self._turn("model").append({"text": "", "thought": True, "thoughtSignature": self.pending_signature})
@@ -376,7 +376,7 @@ class _Turns:
         kind = item.get("type", "message")
         model = self.ctx.upstream_model
         if kind != "reasoning" and kind not in ("function_call", "custom_tool_call"):
-            self._flush_signature()
+            self.flush_signature()
         if kind == "message":
             role = item.get("role")
             if role not in MESSAGE_ROLES:
@@ -392,7 +392,7 @@ class _Turns:
         elif kind == "reasoning":
             found = carried(item.get("encrypted_content"))
             if found and found[0] == model_family(model):
-                self._flush_signature()
+                self.flush_signature()
                 summary = item.get("summary") if isinstance(item.get("summary"), list) else []
                 text = "".join(s.get("text", "") for s in summary if isinstance(s, dict) and isinstance(s.get("text"), str))
                 self.memory.remember(found[1], model, self.now)
@@ -470,7 +470,7 @@ def to_gemini(
         raise bad_request("instructions must be a string.")
     for i, item in enumerate(items):
         turns.add(item, f"input[{i - len(history or [])}]" if i >= len(history or []) else f"previous_response.input[{i}]")
-    turns._flush_signature()
+    turns.flush_signature()
     contents, system = turns.contents, turns.system
     if not any(turn["parts"] for turn in contents) and system:
         contents, system = [{"role": "user", "parts": list(system)}], []
