@@ -29,6 +29,8 @@ from gateway.web.admin import AdminDispatch, AdminResource
 from gateway.web.app import GatewayApp
 from gateway.web.auth import AuthWrapper
 from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
+from gateway.web.responses_routes import OpenAIExtraDispatch, ResponsesApp
+from gateway.compat.responses_store import ResponseStore
 from gateway.web.site import GatewaySite
 from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
@@ -106,7 +108,9 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     admin.clients = clients
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
-    shaped = ShapedAuth(compat.resource(), strategy, mode)
+    responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl,
+                                                     settings.responses.store_max_bytes))
+    shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
     team = attach_team(settings, reactor, ops, forwarder)
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, version.user_agent)
     root = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)

@@ -154,6 +154,15 @@ class TeamSettings:
 
 
 @dataclass(frozen=True)
+class ResponsesSettings:
+    """``/v1/responses``: how many recent responses ``previous_response_id`` can name, and for how long."""
+
+    store_entries: int = 1000
+    store_ttl: float = 3600.0
+    store_max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -163,6 +172,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     team: TeamSettings = field(default_factory=TeamSettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -439,6 +449,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "batch_size": _positive_int,
         "keys_poll_seconds": _positive_float,
     },
+    "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float, "store_max_bytes": _positive_int},
 }
 
 _SECTION_TYPES = {
@@ -450,6 +461,7 @@ _SECTION_TYPES = {
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
     "team": TeamSettings,
+    "responses": ResponsesSettings,
 }
 
 

@@ -50,6 +50,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("gemini-3-pro-low", "Gemini 3 Pro (Low)", GEMINI_INPUT, GEMINI_OUTPUT, supports_thinking=True, thinking_budget=8192),
     ModelSpec("gemini-3-flash", "Gemini 3 Flash", GEMINI_INPUT, GEMINI_OUTPUT, supports_thinking=True, thinking_budget=24576),
     ModelSpec("gemini-2.5-flash-image", "Gemini 2.5 Flash Image", 32_768, 32_768, image_generation=True),
+    ModelSpec("gemini-3.1-flash-image", "Gemini 3.1 Flash Image", 65_536, 32_768, image_generation=True),
     ModelSpec("gemini-3-pro-image", "Gemini 3 Pro Image", 65_536, 32_768, supports_thinking=True, thinking_budget=8192, image_generation=True),
     ModelSpec("claude-sonnet-4-5", "Claude Sonnet 4.5", 200_000, 64_000, provider="anthropic"),
     ModelSpec("claude-sonnet-4-5-thinking", "Claude Sonnet 4.5 (Thinking)", 200_000, 64_000, supports_thinking=True, thinking_budget=32_000, provider="anthropic"),

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from gateway.emulator import answers, tool_rules
+from gateway.emulator import answers, images, tool_rules
 from gateway.emulator.catalogue import ModelSpec, get_model
 from gateway.protocol.errors import TYPE_PREFIX, GatewayError
 
@@ -618,6 +618,8 @@ def validate_generation_config(obj: Any, spec: ModelSpec, path: str) -> dict[str
         cfg["responseModalities"] = [_enum(m, MODALITIES, "Modality", f"{where}[{i}]") for i, m in enumerate(_list(cfg["responseModalities"], where))]
     if "mediaResolution" in cfg:
         cfg["mediaResolution"] = _enum(cfg["mediaResolution"], MEDIA_RESOLUTIONS, "MediaResolution", _join(path, "mediaResolution"))
+    if "imageConfig" in cfg:
+        cfg["imageConfig"] = images.validate_image_config(cfg["imageConfig"], _join(path, "imageConfig"))
     if "thinkingConfig" in cfg:
         cfg["thinkingConfig"] = validate_thinking(cfg["thinkingConfig"], spec, cfg.get("maxOutputTokens"), _join(path, "thinkingConfig"))
     return cfg
@@ -826,7 +828,9 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
         answer.thought = answers.thought_text(said)
         answer.signature = base64.b64encode(hashlib.sha256(("sig:" + request_id).encode()).digest()).decode()
     if spec.image_generation:
-        answer.image = {"mimeType": "image/png", "data": PIXEL_PNG}
+        answer.image = images.image_for(said, cfg.get("imageConfig"))
+        if spec.id.startswith("gemini-3"):  # Gemini 3 image models think: a draft comes first
+            answer.extra["draft"] = images.image_for(said, cfg.get("imageConfig"), draft=True)
         answer.text = "Here is the image you asked for."
     limit = cfg.get("maxOutputTokens")
     if limit is not None and text_tokens(answer.text) > limit:
@@ -873,6 +877,8 @@ def _parts(answer: Answer, text: str, first: bool, last: bool) -> list[dict[str,
         if answer.call_signature:
             call["thoughtSignature"] = answer.call_signature
         parts.append(call)
+    if last and answer.extra.get("draft"):
+        parts.append({"inlineData": dict(answer.extra["draft"]), "thought": True})
     if last and answer.image:
         parts.append({"inlineData": dict(answer.image)})
     return parts

@@ -53,7 +53,10 @@ from gateway.web.relay import StreamRelay
 JSON = b"application/json"
 log = Logger()
 
-OPENAI_PATHS = frozenset({b"/v1/chat/completions", b"/chat/completions"})
+#: The Responses and Images doors (gateway.web.responses_routes), OpenAI-shaped like Chat.
+RESPONSES_IMAGES_PATHS = frozenset({b"/v1/responses", b"/responses", b"/v1/images/generations", b"/v1/images/edits",
+                                    b"/images/generations", b"/images/edits"})
+OPENAI_PATHS = frozenset({b"/v1/chat/completions", b"/chat/completions"}) | RESPONSES_IMAGES_PATHS
 ANTHROPIC_PATHS = frozenset({b"/v1/messages", b"/v1/messages/count_tokens"})
 COMPAT_PATHS = OPENAI_PATHS | ANTHROPIC_PATHS
 
@@ -241,7 +244,7 @@ class CompatStreamFormat:
     def error(self, code: int, message: str) -> bytes:
         if self.refused:
             return b""
-        if not self.committed:
+        if not self.committed and not getattr(self.translator, "commit_errors", False):
             self.refused = True
             self.request.setHeader(b"Cache-Control", b"no-store")
             return shaped_error(self.request, code, message)

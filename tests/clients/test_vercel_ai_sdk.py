@@ -4,8 +4,7 @@
 a zod schema over two steps (the SDK validates the arguments before calling
 ``execute``), and structured output (``Output.object`` with a zod schema the
 SDK validates). The default ``openai(model)`` provider speaks the Responses
-API (``POST /v1/responses``), built in issue 11's other half: that case is
-marked xfail until both are merged (remove the mark then).
+API (``POST /v1/responses``); ``openai-chat`` uses chat completions.
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ CASES = [
     ("google", "gemini-3-flash"),
     ("anthropic", "claude-sonnet-4-6"),
     ("openai-chat", "gemini-3-flash"),
-    pytest.param("openai", "gemini-3-flash", marks=pytest.mark.xfail(
-        reason="needs POST /v1/responses (issue 11, Responses API half): remove this mark after the merge", strict=False)),
+    ("openai", "gemini-3-flash"),
 ]
 
 

@@ -37,7 +37,7 @@ VENV_BIN = Path(TWIST).parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"sh", "bash", "console", "shell"}
 #: Programs the docs may name that this test does not run or check (installs, system tools, other vendors' CLIs).
-EXTERNAL = {"python3", "sudo", "pip", "export", "claude", "gemini", "systemctl", "cd", "git"}
+EXTERNAL = {"python3", "sudo", "pip", "export", "claude", "gemini", "codex", "systemctl", "cd", "git"}
 
 
 @dataclass

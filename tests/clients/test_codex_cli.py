@@ -1,0 +1,86 @@
+"""Codex CLI (npm ``@openai/codex``) against a ``twist``-started gateway and emulator.
+
+``codex exec`` with a custom provider in a temporary ``CODEX_HOME``
+(``wire_api = "responses"``, ``env_key``), exactly as docs/responses-and-codex.md
+tells users to configure it. The emulator calls Codex's shell tool
+(``exec_command``) when the prompt says ``call function exec_command``; its
+arguments are the emulator's placeholder (not a command Codex can run, until the
+emulator learns schema-valid arguments), so Codex answers the call with an
+error output — which still makes the full tool round trip through the gateway.
+
+The CLI comes from ``tests/clients/npm_openai`` (``npm ci`` there; ``.ci/run``
+does it). Node >= 22 is installed in the same directory by the ``node`` npm package.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.clients.stack import ClientStack
+
+pytestmark = pytest.mark.clients
+
+NPM_DIR = Path(__file__).parent / "npm_openai"
+BIN = NPM_DIR / "node_modules" / ".bin"
+CODEX = BIN / "codex"
+
+CONFIG = """\
+model = "gemini-3-flash"
+model_provider = "antigravity"
+
+[model_providers.antigravity]
+name = "Antigravity gateway"
+base_url = "{url}/v1"
+env_key = "ANTIGRAVITY_GATEWAY_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+"""
+
+needs_codex = pytest.mark.skipif(not CODEX.exists(), reason=f"Codex CLI not installed: run `npm ci` in {NPM_DIR} (.ci/run does)")
+
+
+def run_codex(gw: ClientStack, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(CONFIG.format(url=gw.url))
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+    env.update(CODEX_HOME=str(home), ANTIGRAVITY_GATEWAY_KEY="any-key", NO_COLOR="1",
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    return subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "--color", "never", prompt],
+                          cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+
+
+@needs_codex
+def test_codex_exec_one_prompt(gw: ClientStack, tmp_path: Path) -> None:
+    result = run_codex(gw, tmp_path, "Hello from codex")
+    assert result.returncode == 0, result.stdout + result.stderr + gw.logs()
+    # Codex sends its environment context and the prompt as two user messages (one Gemini turn); the
+    # emulator echoes the turn (or, once it skips context blocks, the prompt alone)
+    assert "Echo: " in result.stdout and result.stdout.rstrip().endswith("Hello from codex")
+    [call] = gw.requests("streamGenerateContent")
+    assert call["body"]["model"] == "gemini-3-flash"
+    request = call["body"]["request"]
+    assert request["systemInstruction"]["parts"]  # Codex's developer messages
+    names = {d["name"] for d in request["tools"][0]["functionDeclarations"]}
+    assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names  # a namespace tool, flattened
+
+
+@needs_codex
+def test_codex_exec_shell_tool_round_trip(gw: ClientStack, tmp_path: Path) -> None:
+    result = run_codex(gw, tmp_path, "call function exec_command")
+    assert result.returncode == 0, result.stdout + result.stderr + gw.logs()
+    first, second = gw.requests("streamGenerateContent")
+    call_turn = second["body"]["request"]["contents"][-2]
+    [call] = [p for p in call_turn["parts"] if "functionCall" in p]
+    assert call["functionCall"]["name"] == "exec_command"
+    assert call["thoughtSignature"] != "skip_thought_signature_validator"  # came back through encrypted_content
+    [answer] = second["body"]["request"]["contents"][-1]["parts"]
+    assert answer["functionResponse"]["id"] == call["functionCall"]["id"]
+    assert "Results: exec_command=" in result.stdout

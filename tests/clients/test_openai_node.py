@@ -1,0 +1,41 @@
+"""The openai Node SDK (npm ``openai``) against a ``twist``-started gateway and emulator.
+
+A small script (``npm_openai/responses.mjs``) makes the calls a Node app makes —
+``responses.create`` plain, streamed, with a tool round trip through
+``previous_response_id``, and ``images.generate`` — and prints what came back.
+Node >= 22 and the SDK come from ``tests/clients/npm_openai`` (``npm ci``; ``.ci/run`` does it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.clients.stack import ClientStack
+
+pytestmark = pytest.mark.clients
+
+NPM_DIR = Path(__file__).parent / "npm_openai"
+NODE = NPM_DIR / "node_modules" / ".bin" / "node"
+
+
+@pytest.mark.skipif(not (NPM_DIR / "node_modules" / "openai").exists() or not NODE.exists(),
+                    reason=f"openai Node SDK not installed: run `npm ci` in {NPM_DIR} (.ci/run does)")
+def test_node_sdk_responses_and_images(gw: ClientStack) -> None:
+    result = subprocess.run([str(NODE), str(NPM_DIR / "responses.mjs"), gw.url + "/v1"], cwd=NPM_DIR,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["text"] == "Echo: Hello from node" and out["status"] == "completed"
+    assert out["streamTypes"][0] == "response.created" and out["streamTypes"][-1] == "response.completed"
+    assert out["streamSequence"] == list(range(len(out["streamTypes"])))
+    assert out["streamText"] == "Echo: Node stream 3 events"
+    args = json.loads(out["call"]["arguments"])  # the emulator's placeholder, or schema-valid once it answers like a model
+    assert out["call"]["name"] == "get_weather" and (args == {"requested_by": "emulator"} or isinstance(args.get("city"), str))
+    assert out["afterTool"].startswith("Results: get_weather=") and "foggy" in out["afterTool"]
+    assert out["missing"]["status"] == 400 and "resp_missing" in out["missing"]["message"]
+    assert base64.b64decode(out["image"]).startswith(b"\x89PNG\r\n\x1a\n")
