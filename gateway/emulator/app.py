@@ -26,7 +26,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from gateway.emulator import catalogue
+from gateway.emulator import catalogue, rules
 from gateway.emulator.content import (
     bad_request,
     check_envelope,
@@ -350,13 +350,14 @@ class Emulator:
 
     def _generation(self, obj: Any, account: Account) -> tuple[dict[str, Any], Any, dict[str, Any], int]:
         """Envelope, model, project, account state, request body, input size, quota."""
-        env, spec = check_envelope(obj)
+        env, spec = check_envelope(obj, self.state.catalogue.get)
         if account.project_id is None or env["project"] != account.project_id:
             raise project_denied(env["project"])
         blocked = account.validation_required
         if blocked is not None:
             raise validation_required(blocked)
         req = validate_request(env["request"], spec)
+        rules.check_request(req, spec)
         prompt = request_tokens(req)
         check_input_limit(prompt, spec)
         remaining, reset = self.state.quota(account.email, spec.id)
@@ -378,6 +379,8 @@ class Emulator:
         events = stream_bodies(answer, spec, prompt, env["requestId"])
         action = fault.kind if fault is not None and fault.kind in STREAM_KINDS else None
         limit = min(fault.after_events, len(events)) if action and fault is not None else len(events)
+        if action == "empty":
+            events, limit = [{"response": {"responseId": env["requestId"]}, "traceId": env["requestId"]}], 1
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-cache")
@@ -418,7 +421,7 @@ class Emulator:
             self.state.stats.open_streams -= 1
 
     def _m_countTokens(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
-        req, spec = validate_count_tokens(obj)
+        req, spec = validate_count_tokens(obj, self.state.catalogue.get)
         total = count_tokens(req["contents"], req.get("systemInstruction"), req.get("tools"))
         return self._json(request, 200, {"totalTokens": total}, entry)
 
@@ -508,10 +511,11 @@ class Emulator:
         if project != account.project_id:
             raise project_denied(project)
         models = {}
-        for spec in catalogue.MODELS:
+        live = self.state.catalogue
+        for spec in live.specs.values():
             remaining, reset = self.state.quota(account.email, spec.id)
             models[spec.id] = catalogue.model_entry(spec, remaining, iso_time(reset))
-        return self._json(request, 200, {"models": models, "deprecatedModelIds": catalogue.deprecated_entries()}, entry)
+        return self._json(request, 200, {"models": models, "deprecatedModelIds": live.deprecated_entries()}, entry)
 
     # ------------------------------------------------------------------ OAuth
 
@@ -794,7 +798,28 @@ class Emulator:
 
     @app.route("/_emulator/models", methods=["GET"])
     def c_models(self, request: IRequest) -> bytes:
-        return self._control_reply(request, 200, {"models": catalogue.model_ids()})
+        return self._control_reply(request, 200, {"models": self.state.catalogue.ids()})
+
+    @app.route("/_emulator/models", methods=["POST"])
+    def c_add_model(self, request: IRequest) -> bytes:
+        """Serve a new model from now on (``catalogue.spec_from_json``): the catalogue changes mid-run."""
+
+        def run() -> tuple[int, Any]:
+            try:
+                spec = catalogue.spec_from_json(self._control_body(request))
+            except ValueError as e:
+                raise StateError(str(e)) from None
+            self.state.catalogue.add(spec)
+            return 200, {"models": self.state.catalogue.ids()}
+
+        return self._control(request, run)
+
+    @app.route("/_emulator/models/<model_id>", methods=["DELETE"])
+    def c_remove_model(self, request: IRequest, model_id: str) -> bytes:
+        """Stop serving a model: fetchAvailableModels drops it and calls for it get upstream's 404."""
+        if not self.state.catalogue.remove(model_id):
+            return self._control_reply(request, 404, {"error": f"no model {model_id!r}"})
+        return self._control_reply(request, 200, {"models": self.state.catalogue.ids()})
 
     # ------------------------------------------------------------------ routing errors
 
