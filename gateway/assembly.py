@@ -21,6 +21,7 @@ from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
+from gateway.resolution import ModelResolver
 from gateway.upstream.quota import PoolCatalogue, QuotaPoller
 from gateway.pool.decisions import Tuning
 from gateway.web.admin import AdminDispatch, AdminResource
@@ -79,8 +80,11 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     forwarder.observer = ops.observer
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
+    resolver = ModelResolver(catalogue, mapper)  # every door resolves names here (docs/models.md)
+    web.resolver = resolver
+    forwarder.catalogue = catalogue  # the hygiene step reads the live catalogue
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
-    compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
+    compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
     root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)

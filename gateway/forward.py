@@ -36,7 +36,7 @@ from gateway.pool.decisions import (
     is_capacity,
 )
 from gateway.pool.pool import AccountPool
-from gateway.protocol import envelope
+from gateway.protocol import envelope, hygiene
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
@@ -92,6 +92,8 @@ class _Again:
 
 class Forwarder:
     observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
+    #: The live catalogue (``current()``) the hygiene step reads; set by assembly.
+    catalogue: Any = None
 
     def __init__(
         self,
@@ -148,6 +150,8 @@ class Forwarder:
         """
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
+        live = self.catalogue.current() if self.catalogue is not None else None
+        request = hygiene.clean_request(request, model, live)  # the same fixes for every door
 
         def payload(account: Account, project: str | None) -> bytes:
             wrapped = envelope.wrap(

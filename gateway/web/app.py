@@ -51,6 +51,8 @@ class ModelSource(Protocol):
 
 class GatewayApp:
     app = Klein()
+    #: The live-catalogue resolver (``gateway.resolution.ModelResolver``); None: the mapper alone.
+    resolver: Any = None
 
     def __init__(
         self,
@@ -142,14 +144,20 @@ class GatewayApp:
         if action not in models.MODEL_ACTIONS:
             raise GatewayError(404, f"Unknown action {action!r} on models/{model_id}: use generateContent, streamGenerateContent or countTokens.")
         body = read_json(request)
-        upstream_model = self.mapper.map(model_id)
+        resolver = self.resolver
         if action == "countTokens":
-            return await self._count_tokens(request, upstream_model, body)
+            if resolver is None:
+                return await self._count_tokens(request, self.mapper.map(model_id), body)
+            return await resolver.with_model(model_id, lambda m: self._count_tokens(request, m, body))
         valid = enum_names(envelope.validate_generate_request(body))
         if action == "generateContent":
-            return await self._generate(request, upstream_model, valid)
-        await self._stream(request, upstream_model, valid, sse=wants_sse(request.args))
-        return None
+            call = lambda m: self._generate(request, m, valid)  # noqa: E731
+        else:
+            sse = wants_sse(request.args)
+            call = lambda m: self._stream(request, m, valid, sse=sse)  # noqa: E731
+        if resolver is None:
+            return await call(self.mapper.map(model_id))
+        return await resolver.with_model(model_id, call)
 
     async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
         forwarded = await self.forwarder.generate(model, body, stream=False, session_key=self.forwarder.session_key(request))
