@@ -126,8 +126,17 @@ class GatewayApp:
         if action is not None:
             raise GatewayError(405, f"Method GET is not allowed on :{action}; use POST.", "NOT_FOUND")
         catalogue = await self.catalogue.models()
+        try:
+            model = models.find_model(catalogue, model_id)
+        except GatewayError:
+            if self.resolver is None:
+                raise
+            # An alias (gemini-2.5-flash, gemini-flash-latest…) is answered with the model it means
+            # now, under the asked name, as Google answers its own -latest aliases.
+            served = models.find_model(catalogue, await self.resolver.resolve(model_id))
+            model = dict(served, name=models.MODELS_PREFIX + models.strip_models_prefix(model_id))
         request.setHeader(b"Content-Type", JSON)
-        found = compat_models.model_answer(models.find_model(catalogue, model_id), anthropic=_anthropic(request))
+        found = compat_models.model_answer(model, anthropic=_anthropic(request))
         return json.dumps(found).encode()
 
     @app.route(f"/<{VERSIONS}:version>/models/<path:rest>", methods=["POST"])
