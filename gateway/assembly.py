@@ -72,7 +72,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
     quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
-    tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff)
+    tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff, validation_rest=acc.validation_rest_seconds)
     forwarder = Forwarder(
         pool, tokens, projects, client, up.max_attempts, reactor.seconds,
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,

@@ -41,6 +41,7 @@ from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
 from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
+from gateway.upstream.peek import peek_stream
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
 from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
 
@@ -75,6 +76,7 @@ class _Tries:
     exclude: set[str] = attrs.Factory(set)
     retried: set[str] = attrs.Factory(set)
     refreshed: set[str] = attrs.Factory(set)
+    empty: set[str] = attrs.Factory(set)
     attempts: int = 0
     backoffs: int = 0
     last: GatewayError | None = None
@@ -275,6 +277,11 @@ class Forwarder:
             answer = await self.client.call(method, payload(account, project), token, stream=stream)
         except UpstreamUnreachable as e:
             return self._next(tries, email, unreachable_error(e), "unreachable")
+        if answer.code == 200 and stream:
+            empty, replay = await peek_stream(answer.response, self.reactor, self.client.response_timeout)
+            if empty:
+                return self._empty_stream(tries, email, token)
+            answer = attrs.evolve(answer, response=replay)
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
@@ -310,11 +317,11 @@ class Forwarder:
             return _Again(True, 0.0, fresh)
         if isinstance(action, CoolAccount):
             log.info("account {email} cooling down until {until:.0f}: {reason}", email=self._who(email), until=action.until, reason=action.reason)
-            self.pool.cool_account(email, action.until, action.reason)
+            self.pool.cool_account(email, action.until, action.reason, action.validation_url)
         elif isinstance(action, CoolModel):
             log.info("account {email} cooling down for {model} until {until:.0f}: {reason}", email=self._who(email), model=action.model, until=action.until, reason=action.reason)
             self.pool.cool_model(email, action.model, action.until, action.reason)
-            if self.quota is not None:
+            if self.quota is not None and action.poll_quota:
                 self.quota.poll_soon(email)
         elif isinstance(action, Disable):
             log.warn("account {email} taken out of rotation: {reason}", email=self._who(email), reason=action.reason)
@@ -327,6 +334,15 @@ class Forwarder:
         assert isinstance(action, (CoolAccount, CoolModel, Disable, NextAccount))
         tries.exclude.add(email)
         return _Again(False)
+
+    def _empty_stream(self, tries: _Tries, email: str, token: str | None) -> _Again:
+        """A 200 stream with no candidates and no error (PROTOCOL.md 2b): once more on the same
+        account, then another account."""
+        if email not in tries.empty:
+            tries.empty.add(email)
+            self.observer.attempt_failed("empty_stream")
+            return _Again(True, 0.0, token)
+        return self._next(tries, email, GatewayError(503, "Cloud Code answered with an empty stream (no candidates, no error) twice; retry the request."), "empty_stream")
 
     def _who(self, email: str) -> str | None:
         """The account as ``[logging] account_label`` wants it in logs (email, hash or nothing)."""

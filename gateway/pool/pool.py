@@ -253,9 +253,9 @@ class AccountPool:
     def enable(self, email: str) -> None:
         self.modify(email, health.enable)
 
-    def cool_account(self, email: str, until: float, reason: str) -> None:
+    def cool_account(self, email: str, until: float, reason: str, validation_url: str | None = None) -> None:
         now = self.clock()
-        self.modify(email, lambda a: health.cool_account(a, until, reason, now))
+        self.modify(email, lambda a: health.cool_account(a, until, reason, now, validation_url))
         self.sessions.drop_account(email)
 
     def cool_model(self, email: str, model: str, until: float, reason: str) -> None:

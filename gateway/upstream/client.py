@@ -27,7 +27,8 @@ from gateway.protocol.errors import GatewayError
 
 # Connection-level failures: the request never got an answer from that host.
 CONNECTION_ERRORS = (ConnectError, DNSLookupError, TxTimeoutError, ResponseNeverReceived, ResponseFailed, ConnectionLost)
-NEXT_HOST_STATUSES = frozenset({408, 404}) | frozenset(range(500, 600))
+#: 403 too: Cloud Code's hosts can refuse independently (PROTOCOL.md 2b), so another host may serve.
+NEXT_HOST_STATUSES = frozenset({403, 408, 404}) | frozenset(range(500, 600))
 MAX_ERROR_BODY = 256 * 1024
 
 

@@ -71,15 +71,21 @@ async def test_a_short_rate_limit_is_retried_once_on_the_same_account(tmp_path: 
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_long_rate_limit_cools_the_account_and_the_next_requests_avoid_it(tmp_path: Path) -> None:
+async def test_a_rate_limit_naming_a_model_rests_that_model_on_that_account(tmp_path: Path) -> None:
+    """PROTOCOL.md 2b: RATE_LIMIT_EXCEEDED carries metadata.model and limits that model, not the account."""
     async with start_stack(tmp_path, accounts(2)) as stack:
-        stack.emulator.state.add_fault({"method": "generateContent", "email": "user0@example.com", "status": 429, "reason": "RATE_LIMIT_EXCEEDED", "retry_delay": 120, "times": -1})
+        stack.emulator.state.add_fault({"method": "generateContent", "email": "user0@example.com", "model": "gemini-3-flash",
+                                        "status": 429, "reason": "RATE_LIMIT_EXCEEDED", "retry_delay": 120, "times": -1})
         for i in range(4):
             await ok(await stack.post(FLASH, ask(f"conversation {i}")))
-        assert emails(stack).count("user0@example.com") <= 1
+        assert emails(stack, model="gemini-3-flash").count("user0@example.com") <= 1
         [user0] = [a for a in stack.stored() if a["email"] == "user0@example.com"]
-        assert user0["cooldown_until"] > stack.gateway.pool.clock() + 100
-        assert "RATE_LIMIT_EXCEEDED" in user0["cooldown_reason"]
+        assert not user0.get("cooldown_until")  # the account itself is not resting
+        cooled = user0["model_cooldowns"]["gemini-3-flash"]
+        assert cooled["until"] > stack.gateway.pool.clock() + 100 and "RATE_LIMIT_EXCEEDED" in cooled["reason"]
+        for i in range(2):  # other models still use user0
+            await ok(await stack.post(PRO, ask(f"pro {i}")))
+        assert "user0@example.com" in emails(stack, model="gemini-3.1-pro-low")
 
 
 @pytest_twisted.ensureDeferred
@@ -139,17 +145,23 @@ async def test_capacity_recovers_after_a_backoff(tmp_path: Path) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_validation_required_takes_the_account_out_with_its_url(tmp_path: Path) -> None:
+async def test_validation_required_rests_the_account_and_shows_its_url(tmp_path: Path) -> None:
+    """PROTOCOL.md 2b: VALIDATION_REQUIRED is temporary: rest [accounts] validation_rest_seconds, stay enabled."""
     url = "https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbs"
-    async with start_stack(tmp_path, accounts(2)) as stack:
+    async with start_stack(tmp_path, accounts(2), accounts={"validation_rest_seconds": 900}) as stack:
         stack.emulator.state.add_fault({"method": "generateContent", "email": "user0@example.com", "status": 403, "reason": "VALIDATION_REQUIRED", "validation_url": url, "times": -1})
         for i in range(3):
             await ok(await stack.post(FLASH, ask(f"c{i}")))
         stored = {a["email"]: a for a in stack.stored()}
-        assert stored["user0@example.com"]["disabled"] is True
-        assert stored["user0@example.com"]["validation_url"] == url
-        assert "VALIDATION_REQUIRED" in stored["user0@example.com"]["disabled_reason"]
+        user0 = stored["user0@example.com"]
+        assert not user0.get("disabled")
+        assert user0["validation_url"] == url
+        assert user0["cooldown_until"] > stack.gateway.pool.clock() + 800
+        assert "VALIDATION_REQUIRED" in user0["cooldown_reason"]
         assert emails(stack).count("user0@example.com") == 1
+        view = await body_json(await stack.get("/admin/accounts"))
+        [shown] = [a for a in view["accounts"] if a["email"] == "user0@example.com"]
+        assert shown["validation_url"] == url and shown["state"] == "cooling"
 
 
 @pytest_twisted.ensureDeferred
