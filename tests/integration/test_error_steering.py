@@ -95,3 +95,22 @@ async def test_an_empty_stream_twice_is_a_clear_503(tmp_path: Path) -> None:
         assert response.code == 503 and "empty stream" in error["message"]
         assert len(stack.emulator.state.requests("streamGenerateContent")) == 2
         assert not stored(stack)["user0@example.com"].get("disabled")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_days_long_model_cooldown_ends_when_a_quota_poll_shows_quota_again(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(1)) as stack:
+        state = stack.emulator.state
+        await treq.content(await stack.post(FLASH, ask()))  # the pool has a quota snapshot with quota left
+        state.set_quota({"email": "user0@example.com", "model": "gemini-3-flash", "remaining_fraction": 0, "reset_in": 5 * 86400})
+        first = await stack.post(FLASH, ask())
+        assert first.code == 429
+        await treq.content(first)
+        assert stored(stack)["user0@example.com"]["model_cooldowns"]["gemini-3-flash"]["until"] > stack.gateway.pool.clock() + 4 * 86400
+        state.set_quota({"email": "user0@example.com", "model": "gemini-3-flash", "remaining_fraction": 1})  # Google grants it back
+        await stack.gateway.quota.poll("user0@example.com")  # may join the poll the 429 started
+        await stack.gateway.quota.poll("user0@example.com")  # a fresh one, after the grant
+        assert "gemini-3-flash" not in (stored(stack)["user0@example.com"].get("model_cooldowns") or {})
+        again = await stack.post(FLASH, ask())
+        assert again.code == 200, await body_json(again)
+        await treq.content(again)
