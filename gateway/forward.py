@@ -395,7 +395,8 @@ class Forwarder:
         if last is not None:
             return last
         if available.enabled == 0:
-            reasons = sorted({s.account.disabled_reason or "no reason given" for s in self.pool.states()})
+            # Scrubbed: a reason may name the account (a client must not learn the pool's emails).
+            reasons = sorted({scrub(s.account.disabled_reason or "no reason given") for s in self.pool.states() if s.account.disabled})
             disabled = f" ({available.disabled} disabled: {'; '.join(reasons)[:300]})" if available.disabled else ""
             return GatewayError(
                 503,
