@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 
 import attrs
 
-from gateway import config
+from gateway import __version__, config
+from gateway.commands import accounts_command
 from gateway.config import ConfigError, Settings
 from gateway.pool import health, importers
 from gateway.pool.account import Account
@@ -132,7 +133,7 @@ def quota_lines(account: Account, now: float, indent: str = "    ") -> list[str]
 
 def render_list(accounts: Sequence[Account], now: float) -> str:
     if not accounts:
-        return "no accounts (add one: antigravity-gateway accounts add)"
+        return f"no accounts (add one: {accounts_command()} add)"
     rows = [("EMAIL", "STATE", "PROJECT", "TIER")]
     for a in accounts:
         rows.append((a.email, state_text(a, now, 60), a.project_id or "-", a.tier or "-"))
@@ -408,6 +409,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--accounts", help="the account store, overriding [accounts] path")
 
     top = argparse.ArgumentParser(prog=PROG, description="Manage the gateway's Google accounts (the server itself runs with: twist antigravity-gateway).")
+    top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     accounts = commands.add_parser("accounts", help="add, import, list, show, enable, disable, remove, refresh accounts")
     accounts.set_defaults(help_for=accounts)

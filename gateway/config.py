@@ -129,6 +129,8 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     account_label: str = "email"
+    #: "text" (readable lines, the default everywhere) or "json" (one flat object a line, for log shippers).
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,12 @@ def _account_label(value: Any) -> str:
         raise ValueError(f"must be one of email, hash, none, got {value!r}")
     return value
 
+def _log_format(value: Any) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f"must be text or json, got {value!r}")
+    return value
+
+
 def _in_flight_limit(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be 0 (no limit) or a positive integer, got {value!r}")
@@ -343,7 +351,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
-    "logging": {"account_label": _account_label},
+    "logging": {"account_label": _account_label, "format": _log_format},
 }
 
 _SECTION_TYPES = {

@@ -37,6 +37,7 @@ from gateway.pool.decisions import (
 )
 from gateway.pool.pool import AccountPool
 from gateway.protocol import envelope, hygiene
+from gateway.commands import accounts_command
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
@@ -48,9 +49,9 @@ from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, Proj
 log = Logger()
 
 NO_ACCOUNT_HELP = (
-    "add a Google account to the store ({store}) with `antigravity-gateway accounts add` "
+    "add a Google account to the store ({store}) with `{accounts} add` "
     "(or write its refresh_token there), or re-enable a disabled one with "
-    "`antigravity-gateway accounts enable EMAIL`, then retry"
+    "`{accounts} enable EMAIL`, then retry"
 )
 
 
@@ -401,7 +402,7 @@ class Forwarder:
             return GatewayError(
                 503,
                 "No usable Google account in the pool" + disabled + ": "
-                + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe()) + ".",
+                + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe(), accounts=accounts_command()) + ".",
             )
         return GatewayError(503, "No account in the pool could serve this request; retry shortly.")
 

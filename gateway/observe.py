@@ -33,7 +33,7 @@ REQUEST_FORMAT = (
     "{method} {route} {status} {latency_ms}ms id={request_id} model={model} mapped={mapped_model} "
     "account={account} attempts={attempts} tokens={prompt_tokens}/{candidates_tokens} client={client}"
 )
-GENERATING_ROUTES = frozenset({"generateContent", "streamGenerateContent", "chat.completions", "messages"})
+GENERATING_ROUTES = frozenset({"generateContent", "streamGenerateContent", "chat.completions", "messages", "responses"})
 _VERSIONED = re.compile(r"^/(?:v1beta|v1|v1alpha)/(.*)$")
 USAGE_FIELDS = (
     ("promptTokenCount", "prompt_tokens", "prompt"),
@@ -61,21 +61,56 @@ def upstream_time(seconds: float) -> None:
         obs.upstream_seconds += max(0.0, seconds)
 
 
+#: Routes outside ``/<version>/models/…``, by exact path (the version prefix removed when there is one).
+_FIXED_ROUTES = {
+    "/": "home",
+    "/healthz": "healthz",
+    "/metrics": "metrics",
+    "/admin/accounts": "admin.accounts",
+    "/chat/completions": "chat.completions",
+    "/responses": "responses",
+    "/messages": "messages",
+    "/messages/count_tokens": "messages.count_tokens",
+    "/images/generations": "images.generations",
+    "/images/edits": "images.edits",
+    "models": "models.list",
+    "models/": "models.list",
+    "chat/completions": "chat.completions",
+    "responses": "responses",
+    "messages": "messages",
+    "messages/count_tokens": "messages.count_tokens",
+    "images/generations": "images.generations",
+    "images/edits": "images.edits",
+}
+
+
+def requested(model: str) -> None:
+    """Record the model a client asked for (doors whose model is in the body, not the path)."""
+    obs = _current.get()
+    if obs is not None:
+        obs.model = model
+
+
+def mapped(model: str) -> None:
+    """Record the model a request was mapped to (before any attempt, so refusals show it too)."""
+    obs = _current.get()
+    if obs is not None and model and model != "*":
+        obs.mapped_model = model
+
+
 def route_of(path: bytes) -> tuple[str, str | None]:
     """(route label, requested model) from a request path; never the query (it may hold ?key=)."""
     text = path.decode("latin-1", "replace")
-    if text in ("/healthz", "/metrics"):
-        return text[1:], None
+    fixed = _FIXED_ROUTES.get(text) if text.startswith("/") else None
+    if fixed is not None:
+        return fixed, None
     match = _VERSIONED.match(text)
     if not match:
         return "other", None
     rest = match.group(1)
-    if rest in ("models", "models/"):
-        return "models.list", None
-    if rest == "chat/completions":
-        return "chat.completions", None
-    if rest == "messages":
-        return "messages", None
+    fixed = _FIXED_ROUTES.get(rest)
+    if fixed is not None:
+        return fixed, None
     if not rest.startswith("models/"):
         return "other", None
     try:

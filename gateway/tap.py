@@ -19,7 +19,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
-from gateway import config
+from gateway import __version__, config, logs, startup
 from gateway.config import ConfigError, Settings
 from gateway.interfaces import IAccountBackendFactory, IAuthStrategyFactory, IModelMapperFactory, ISelectionPolicyFactory
 from gateway.plugin_loading import build
@@ -34,7 +34,7 @@ class Options(usage.Options):
         "Serve the Gemini API (/v1beta and /v1: generateContent, streamGenerateContent, "
         "countTokens, models) through Cloud Code v1internal and a pool of Google accounts. "
         "Settings come from a TOML file (--config, $ANTIGRAVITY_GATEWAY_CONFIG, or "
-        "~/.config/antigravity-gateway/config.toml); options override it. See README.md."
+        "~/.config/antigravity-gateway/config.toml); options override it. Every key: docs/configuration.md."
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file."],
@@ -51,6 +51,7 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["allow-public-without-auth", None, "Allow a non-loopback listener with auth off."],
+        ["log-json", None, "Log one JSON object a line ([logging] format = \"json\"); text lines otherwise."],
     ]
 
     def __init__(self) -> None:
@@ -72,12 +73,28 @@ class Options(usage.Options):
         """An accepted client API key (repeatable; adds to [auth] keys). Prefer the config file: options show in ps."""
         self["api-key"].append(key)
 
+    def opt_version(self) -> None:
+        """Print the gateway's version and exit."""
+        print(f"antigravity-gateway {__version__}")
+        raise SystemExit(0)
+
     def postOptions(self) -> None:
         try:
             self.settings = settings_from_options(self)
             check_startup(self.settings)
         except (ConfigError, StoreError) as e:
             raise SystemExit(f"antigravity-gateway: {e}") from None
+        choose_log_format(self, self.settings)
+
+
+def choose_log_format(options: Any, settings: Settings) -> None:
+    """Tell ``twist`` how to write logs: text unless JSON was asked for (twist alone picks JSON off a TTY)."""
+    parent = getattr(options, "parent", None)
+    if parent is None:
+        return
+    fmt = logs.choose_format(logs.twist_log_format(sys.argv), options["log-json"], settings.logging.format)
+    parent["fileLogObserverFactory"] = logs.observer_factory(fmt)
+    parent["logFormat"] = fmt
 
 
 def settings_from_options(options: Any) -> Settings:
@@ -159,6 +176,8 @@ class GatewayService(Service):
         self.gateway: Any = None
         self.metrics_site: Any = None
         self._previous_hup: Any = None
+        #: The line printed when start-up failed (the process then exits with status 1).
+        self.failure: str | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -169,7 +188,12 @@ class GatewayService(Service):
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.gateway = assemble(self.settings, reactor)
+        try:
+            self.gateway = assemble(self.settings, reactor)
+        except (ConfigError, StoreError) as e:
+            self._fail(f"antigravity-gateway: cannot start: {e}", reactor)
+            self._exit_if_failed()
+            return
         ops = self.gateway.ops
         if ops is not None and ops.reloader is not None:
             if self._reload_settings is not None:
@@ -180,19 +204,58 @@ class GatewayService(Service):
         if self.metrics_site is not None:
             listening += [self._listen(reactor, d, self.metrics_site, "metrics ") for d in self.settings.metrics.listen]
         self._listening = DeferredList(listening, fireOnOneErrback=True, consumeErrors=True)
-        self._listening.addErrback(self._listen_failed, reactor)
+        self._listening.addCallbacks(lambda _: self._log_summary(reactor), self._listen_failed, errbackArgs=(reactor,))
+        if self.failure is not None:
+            self._exit_if_failed()
+            return
         self._install_sighup(reactor)
         settle_heap()
 
     def _listen(self, reactor: Any, description: str, site: Any, what: str = "") -> Deferred[Any]:
-        d = serverFromString(reactor, description).listen(site)
+        try:
+            d = serverFromString(reactor, description).listen(site)
+        except Exception as e:  # a malformed endpoint string raises before any Deferred exists
+            d = Deferred()
+            d.errback(e)
 
         def listening(port: Any) -> Any:
             self.ports.append(port)
-            log.info("antigravity-gateway {what}listening on {where}", what=what, where=description)
             return port
 
-        return d.addCallback(listening)
+        def failed(failure: Any) -> Any:
+            if self.failure is None:
+                self._fail(startup.listen_failure_line(description, failure.value), reactor)
+            return failure
+
+        return d.addCallbacks(listening, failed)
+
+    def _log_summary(self, reactor: Any) -> None:
+        try:
+            self._summary(reactor)
+        except Exception:  # a summary that cannot be built must not stop a gateway that listens
+            log.failure("antigravity-gateway: the start-up summary failed")
+
+    def _summary(self, reactor: Any) -> None:
+        """The start-up block: what a person needs to know this gateway is the one they meant."""
+        from gateway.commands import accounts_command
+
+        s = self.settings
+        mode = s.effective_auth_mode()
+        pool = self.gateway.pool
+        accounts = [state.account for state in pool.states()]
+        lines = startup.summary_lines(
+            listen=s.server.listen,
+            metrics_listen=s.metrics.listen if self.metrics_site is not None else (),
+            auth=startup.auth_text(mode, len(s.auth.keys), s.auth.strategy),
+            store=pool.backend.describe(),
+            accounts=startup.accounts_lines(accounts, reactor.seconds(), accounts_command()),
+            client=startup.client_version(s),
+            plugins={"backend": s.accounts.backend, "selection": s.accounts.selection, "mapper": s.models.mapper,
+                     "auth": s.auth.strategy if mode != "off" else "off"},
+            config_source=s.source,
+        )
+        for line in lines:
+            log.info("{line}", line=line)
 
     def reload(self) -> bool:
         """Re-read accounts, API keys and model mapping (SIGHUP); refused with a log line when bad."""
@@ -217,10 +280,30 @@ class GatewayService(Service):
             self._previous_hup = None
 
     def _listen_failed(self, failure: Any, reactor: Any) -> None:
-        error = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
-        log.critical("antigravity-gateway cannot listen: {error}", error=str(error))
-        print(f"antigravity-gateway: cannot listen: {error}", file=sys.stderr)
-        reactor.stop()
+        if self.failure is None:  # every listener failure was reported already; anything else lands here
+            error = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
+            self._fail(f"antigravity-gateway: cannot start: {error}", reactor)
+
+    def _fail(self, line: str, reactor: Any) -> None:
+        """Print ``line`` once and end the process with status 1.
+
+        Before the reactor runs (``twist`` starts the service first) ``startService``
+        exits at once; once it runs, the reactor stops and the exit follows shutdown.
+        With an injected reactor (in-process tests) nothing exits: read ``failure``.
+        """
+        self.failure = line
+        if getattr(reactor, "running", False):
+            log.critical("{line}", line=line)
+        else:  # logging has not begun yet: the line goes straight to stderr
+            print(line, file=sys.stderr, flush=True)
+        if self._reactor is None and getattr(reactor, "running", False):
+            reactor.addSystemEventTrigger("after", "shutdown", _exit, 1)
+            reactor.stop()
+
+    def _exit_if_failed(self) -> None:
+        """Under ``twist`` (no reactor injected) a failure before the reactor runs ends the process now."""
+        if self.failure is not None and self._reactor is None:
+            raise SystemExit(1)
 
     @inlineCallbacks
     def stopService(self) -> Any:
@@ -237,6 +320,15 @@ class GatewayService(Service):
             yield DeferredList([site.drain(grace) for site in sites])
             yield self.gateway.close()
         log.info("antigravity-gateway stopped")
+
+
+def _exit(status: int) -> None:
+    """Leave after the reactor's shutdown with ``status`` (twist itself would exit 0)."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def makeService(options: Options) -> GatewayService:

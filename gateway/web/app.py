@@ -16,7 +16,8 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from gateway import __version__
+from gateway import __version__, observe
+from gateway.web.home import render_home
 from gateway.compat import models as compat_models
 from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
@@ -79,7 +80,7 @@ class GatewayApp:
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
         path = request.path.decode("latin-1", "replace")
-        return self._error(request, GatewayError(404, f"Unknown route {path}: see the README for the routes this gateway serves."))
+        return self._error(request, GatewayError(404, f"Unknown route {path}: GET / lists the routes this gateway serves."))
 
     @app.handle_errors(MethodNotAllowed)
     def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
@@ -105,6 +106,14 @@ class GatewayApp:
         return error.to_body()
 
     # -- routes --
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def home(self, request: IRequest) -> bytes:
+        """What answers here (JSON, or HTML for a browser); behind auth like the API when auth is on."""
+        content_type, body = render_home(__version__, request.getHeader(b"accept"))
+        request.setHeader(b"Content-Type", content_type)
+        request.setHeader(b"Vary", b"Accept")
+        return body
 
     @app.route("/healthz", methods=["GET", "HEAD"])
     def healthz(self, request: IRequest) -> bytes:
@@ -156,14 +165,14 @@ class GatewayApp:
         resolver = self.resolver
         if action == "countTokens":
             if resolver is None:
-                return await self._count_tokens(request, self.mapper.map(model_id), body)
-            return await resolver.with_model(model_id, lambda m: self._count_tokens(request, m, body))
+                return await self._count_tokens(request, _mapped(self.mapper.map(model_id)), body)
+            return await resolver.with_model(model_id, lambda m: self._count_tokens(request, _mapped(m), body))
         valid = enum_names(envelope.validate_generate_request(body))
         if action == "generateContent":
-            call = lambda m: self._generate(request, m, valid)  # noqa: E731
+            call = lambda m: self._generate(request, _mapped(m), valid)  # noqa: E731
         else:
             sse = wants_sse(request.args)
-            call = lambda m: self._stream(request, m, valid, sse=sse)  # noqa: E731
+            call = lambda m: self._stream(request, _mapped(m), valid, sse=sse)  # noqa: E731
         if resolver is None:
             return await call(self.mapper.map(model_id))
         return await resolver.with_model(model_id, call)
@@ -190,6 +199,12 @@ class GatewayApp:
         relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
         forwarded.upstream.response.deliverBody(relay)
         await relay.done
+
+
+def _mapped(model: str) -> str:
+    """Note the upstream model for this request's log line (``observe.mapped``), and pass it on."""
+    observe.mapped(model)
+    return model
 
 
 def _anthropic(request: IRequest) -> bool:

@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import anthropic_request, anthropic_response, openai_request, openai_response
 from gateway.compat.anthropic_stream import AnthropicStream
 from gateway.compat.models import resolve
@@ -307,10 +308,12 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
+        observe.requested(body["model"])
         await self._resolve(body["model"])  # an unknown model is a 404 before images are fetched
         images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
 
         async def call(model: str) -> bytes | None:
+            observe.mapped(model)
             now = self.reactor.seconds()
             gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
             if ctx.stream:
@@ -328,10 +331,12 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         await self._resolve(body["model"])
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
 
         async def call(model: str) -> bytes | None:
+            observe.mapped(model)
             now = self.reactor.seconds()
             gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
             if ctx.stream:
@@ -347,7 +352,9 @@ class CompatApp:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
+        observe.requested(body["model"])
         model = await self._resolve(body["model"])
+        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
         forwarded = await self.forwarder.count_tokens(model, counted)

@@ -401,6 +401,7 @@ class GatewayChannel(HTTPChannel):
 class GatewaySite(Site):
     requestFactory = GatewayRequest
     protocol = GatewayChannel
+    noisy = False  # no "Starting factory <…object at 0x…>" lines: the start-up summary says what listens
 
     def __init__(
         self,
