@@ -198,6 +198,7 @@ def write_gateway_config(workdir: Path, upstream: str, port: int) -> Path:
         f'[server]\nlisten = ["tcp:{port}:interface=127.0.0.1:backlog=2048"]\n'
         f'[upstream]\nhosts = ["{upstream}"]\ntoken_url = "{upstream}/token"\n'
         f'client_id = "{CLIENT_ID}"\nclient_secret = "{CLIENT_SECRET}"\n'
+        f'version_url = "{upstream}/manifest/latest-arm64-mac.yml"\n'
         f'[accounts]\npath = "{accounts}"\n'
     )
     return conf

@@ -22,7 +22,9 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
 from gateway.resolution import ModelResolver
+from gateway.upstream import oauth_clients
 from gateway.upstream.quota import PoolCatalogue, QuotaPoller
+from gateway.upstream.version import ClientVersion
 from gateway.pool.decisions import Tuning
 from gateway.web.admin import AdminDispatch, AdminResource
 from gateway.web.app import GatewayApp
@@ -44,11 +46,15 @@ class Gateway:
     http_pool: HTTPConnectionPool
     quota: QuotaPoller | None = None
     ops: Operations | None = None
+    version: ClientVersion | None = None
 
     def close(self) -> Deferred[Any]:
         """Stop quota polling and close idle upstream connections (the last step of a shutdown)."""
         if self.quota is not None:
             self.quota.stop()
+        self.forwarder.projects.stop()  # loadCodeAssist a cancelled poll was waiting for
+        if self.version is not None:
+            self.version.stop()
         return self.http_pool.closeCachedConnections()
 
 
@@ -66,11 +72,20 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
 
     acc = settings.accounts
     pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
-    client = UpstreamClient(ops.routes, up.hosts, up.user_agent, up.response_timeout, reactor)
+    # The client version comes from the update manifest, in the background (gateway.upstream.version).
+    version = ClientVersion(http, reactor, url=up.version_url, floor=up.version_floor, template=up.user_agent,
+                            interval=up.version_refresh_seconds, timeout=min(up.response_timeout, 30.0))
+    client = UpstreamClient(ops.routes, up.hosts, version.user_agent, up.response_timeout, reactor)
     client.observer = ops.observer
-    endpoint = ObservedTokenEndpoint(TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), ops.observer)
-    tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
+    clients = oauth_clients.from_settings(up)  # each account refreshes with its own OAuth client
+    default_client = clients.named(None)
+    endpoint = ObservedTokenEndpoint(
+        TokenEndpoint(http, up.token_url, default_client.client_id, default_client.client_secret, up.response_timeout), ops.observer
+    )
+    tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin, clients=clients)
     projects = ProjectResolver(pool, client, reactor)
+    projects.client_name = clients.name_of
+    projects.label = ops.observer.label
     quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
     tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff, validation_rest=acc.validation_rest_seconds)
     forwarder = Forwarder(
@@ -78,12 +93,17 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
     )
     forwarder.observer = ops.observer
+    forwarder.version = version
+    forwarder.use_credits = up.use_credits
+    pool.spend_credits = up.use_credits == "when_quota_exhausted"
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
     resolver = ModelResolver(catalogue, mapper)  # every door resolves names here (docs/models.md)
     web.resolver = resolver
     forwarder.catalogue = catalogue  # the hygiene step reads the live catalogue
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
+    admin.version = version
+    admin.clients = clients
     compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
@@ -93,4 +113,5 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
     quota.label = ops.observer.label
     quota.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops)
+    version.start()
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, version)

@@ -67,7 +67,8 @@ class Request:
     verifier: str
 
 
-def start(auth_url: str, client_id: str, redirect_uri: str, login_hint: str | None = None) -> Request:
+def start(auth_url: str, client_id: str, redirect_uri: str, login_hint: str | None = None,
+          scopes: tuple[str, ...] = SCOPES) -> Request:
     """The consent URL (offline access, consent prompt, PKCE S256, state)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
@@ -76,7 +77,7 @@ def start(auth_url: str, client_id: str, redirect_uri: str, login_hint: str | No
         "client_id": client_id,
         "redirect_uri": redirect_uri,
         "response_type": "code",
-        "scope": " ".join(SCOPES),
+        "scope": " ".join(scopes),
         "access_type": "offline",
         "prompt": "consent",
         "state": state,
@@ -256,11 +257,12 @@ def loopback_flow(
     port: int = 0,
     login_hint: str | None = None,
     timeout: float = 300.0,
+    scopes: tuple[str, ...] = SCOPES,
 ) -> tuple[str, Request]:
     """Listen on loopback, open the browser, wait for the redirect: (code, request)."""
     receiver = LoopbackReceiver(port)
     try:
-        request = start(auth_url, client_id, receiver.redirect_uri, login_hint)
+        request = start(auth_url, client_id, receiver.redirect_uri, login_hint, scopes)
         say("Opening your browser to sign in to Google. If it does not open, visit:\n\n  " + request.url + "\n")
         try:
             opened = open_browser(request.url)
@@ -283,9 +285,10 @@ def paste_flow(
     *,
     port: int = PASTE_PORT,
     login_hint: str | None = None,
+    scopes: tuple[str, ...] = SCOPES,
 ) -> tuple[str, Request]:
     """Print the URL, read back the redirected address or the code: (code, request)."""
-    request = start(auth_url, client_id, f"http://127.0.0.1:{port}{CALLBACK_PATH}", login_hint)
+    request = start(auth_url, client_id, f"http://127.0.0.1:{port}{CALLBACK_PATH}", login_hint, scopes)
     say(
         "Open this address in a browser on any machine and sign in:\n\n  "
         + request.url

@@ -114,7 +114,7 @@ def quota_lines(account: Account, now: float, indent: str = "    ") -> list[str]
     blocks = health.model_blocks(account, now)
     models = sorted(set(account.quota) | set(blocks))
     if not models:
-        return [indent + "quota: not polled yet (run: antigravity-gateway accounts refresh)"]
+        return [indent + f"quota: not polled yet (run: {accounts_command()} refresh)"]
     width = max(len(m) for m in models)
     lines = []
     for model in models:
@@ -131,13 +131,30 @@ def quota_lines(account: Account, now: float, indent: str = "    ") -> list[str]
     return lines
 
 
-def render_list(accounts: Sequence[Account], now: float) -> str:
+def account_lines(account: Account, now: float, indent: str = "    ") -> list[str]:
+    """AI credits and quota windows, when loadCodeAssist / retrieveUserQuotaSummary reported them."""
+    lines = []
+    if account.credits:
+        lines.append(indent + "AI credits: " + ", ".join(
+            f"{c.credit_type} {c.amount:g}" + ("" if c.usable else f" (below the minimum {c.minimum:g}: unusable)")
+            for c in account.credits
+        ))
+    for w in account.quota_windows:
+        text = f"{indent}window {w.name}: {w.remaining * 100:.1f}% left"
+        if w.reset is not None and w.reset > now:
+            text += f", resets {when(w.reset, now)}"
+        lines.append(text)
+    return lines
+
+
+def render_list(accounts: Sequence[Account], now: float, clients: Any = None) -> str:
     if not accounts:
         return f"no accounts (add one: {accounts_command()} add)"
-    rows = [("EMAIL", "STATE", "PROJECT", "TIER")]
+    rows = [("EMAIL", "STATE", "PROJECT", "TIER", "CLIENT")]
     for a in accounts:
-        rows.append((a.email, state_text(a, now, 60), a.project_id or "-", a.tier or "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        client = clients.name_of(a) if clients is not None else (a.oauth_client or "(default)")
+        rows.append((a.email, state_text(a, now, 60), a.project_id or "-", a.tier or "-", client))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     out = []
     for i, row in enumerate(rows):
         out.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
@@ -146,8 +163,11 @@ def render_list(accounts: Sequence[Account], now: float) -> str:
         account = accounts[i - 1]
         if account.validation_url:
             out.append(f"    verify at: {account.validation_url}")
+        if account.disabled and account.disabled_reason and len(state_text(account, now)) > 60:
+            out.append(f"    why: {account.disabled_reason}")
         if account.ineligible:
             out.append(f"    ineligible tiers: {account.ineligible}")
+        out.extend(account_lines(account, now))
         out.extend(quota_lines(account, now))
     return "\n".join(out)
 
@@ -162,11 +182,13 @@ def render_show(account: Account, now: float) -> str:
     lines += [
         f"project:          {account.project_id or '- (found on first use)'}",
         f"tier:             {account.tier or '-'}",
+        f"OAuth client:     {account.oauth_client or '(the default)'}",
         f"ineligible tiers: {account.ineligible or '-'}",
         f"access token:     {'expires ' + when(account.expiry, now) if account.access_token else 'none yet'}",
         f"quota polled:     {when(account.quota_updated, now) if account.quota_updated else 'never'}",
-        "quota and cooldowns per model:",
     ]
+    lines.extend(account_lines(account, now, "  "))
+    lines.append("quota and cooldowns per model:")
     lines.extend(quota_lines(account, now, "  "))
     return "\n".join(lines)
 
@@ -174,12 +196,52 @@ def render_show(account: Account, now: float) -> str:
 # -- commands ------------------------------------------------------------------------
 
 
+def version_line(settings: Settings, timeout: float = 5.0) -> str:
+    """The client version the gateway would send now: the manifest read once (bounded), or the floor."""
+    import urllib.request
+
+    from gateway.protocol import client_version
+
+    import threading
+
+    up = settings.upstream
+    result: dict[str, Any] = {"note": f"the manifest did not answer within {timeout:g} s; the gateway keeps its last good version"}
+
+    def fetch() -> None:
+        try:
+            with urllib.request.urlopen(up.version_url, timeout=timeout) as answer:
+                found = client_version.from_manifest(answer.read(65536))
+            result.update(fetched=found, note=f"manifest says {found}" if found else "manifest has no version: key")
+        except (OSError, ValueError) as e:
+            result["note"] = f"manifest unreadable ({getattr(e, 'reason', None) or e}); the gateway keeps its last good version"
+
+    if up.version_url:
+        # A thread with a deadline: urlopen's timeout does not cover a slow name lookup.
+        worker = threading.Thread(target=fetch, daemon=True)
+        worker.start()
+        worker.join(timeout)
+    else:
+        result["note"] = "no [upstream] version_url: the floor is used"
+    fetched, note = result.get("fetched"), str(result["note"])
+    version = client_version.effective(up.version_floor, fetched)
+    agent = client_version.user_agent(up.user_agent, version)
+    return f"client version: {version} (User-Agent {agent!r}; floor {up.version_floor}; {note})"
+
+
+def oauth_clients_of(settings: Settings) -> Any:
+    from gateway.upstream.oauth_clients import from_settings
+
+    return from_settings(settings.upstream)
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings, store: Any, now: float) -> int:
     accounts = store.load()
+    clients = oauth_clients_of(settings)
     if args.json:
-        print(json.dumps([account_view(a, now) for a in accounts], indent=2))
+        print(json.dumps([account_view(a, now, clients=clients) for a in accounts], indent=2))
     else:
-        print(render_list(accounts, now))
+        print(render_list(accounts, now, clients))
+        print(version_line(settings, 3.0))
     return 0
 
 
@@ -224,22 +286,26 @@ def save_account(store: Any, account: Account, merge: Callable[[Account, Account
 
 def cmd_import(args: argparse.Namespace, settings: Settings, store: Any, now: float) -> int:
     up = settings.upstream
+    clients = oauth_clients_of(settings)
+    if args.client:
+        client_named(clients, args.client)
     try:
-        found = importers.load(args.path, args.email)
+        found = importers.load(args.path, args.email, args.client)
     except importers.NeedsEmail as e:
         # Only the credentials themselves can say whose they are: ask Google (a refresh and userinfo).
         from gateway import authorize
 
         authorize.use_proxy(up.proxy)
         print(f"{e}; asking Google which account the credentials belong to…", file=sys.stderr)
+        client = client_named(clients, e.client)
         try:
-            tokens = authorize.refresh(up.token_url, up.client_id, up.client_secret, e.refresh_token)
+            tokens = authorize.refresh(up.token_url, client.client_id, client.client_secret, e.refresh_token)
             email = authorize.email_of(up.userinfo_url, tokens.access_token)
         except authorize.AuthorizationFailed as failure:
-            raise CommandFailed(f"{failure}; pass --email to import anyway") from None
+            raise CommandFailed(f"{failure} (OAuth client {client.name!r}; another one with --client NAME?); pass --email to import anyway") from None
         found = importers.Imported(
             importers.GEMINI_CLI,
-            [Account(email, tokens.refresh_token, tokens.access_token, now + tokens.expires_in)],
+            [Account(email, tokens.refresh_token, tokens.access_token, now + tokens.expires_in, oauth_client=client.name)],
         )
     except importers.ImportProblem as e:
         raise CommandFailed(str(e)) from None
@@ -249,13 +315,23 @@ def cmd_import(args: argparse.Namespace, settings: Settings, store: Any, now: fl
     for account in found.accounts:
         what = save_account(store, account, importers.merge)
         state = f" (disabled: {account.disabled_reason})" if account.disabled else ""
-        print(f"  {what} {account.email}{state}")
-    if found.kind == importers.ANTIGRAVITY_MANAGER:
+        print(f"  {what} {account.email}{state} [OAuth client {clients.name_of(account)}]")
+    if found.kind == importers.GEMINI_CLI and not args.client:
         print(
-            "  Antigravity-Manager signs in with the Antigravity desktop client: set [upstream] client_id and "
-            "client_secret to that client, or these refresh tokens will be refused (unauthorized_client)."
+            "  oauth_creds.json does not say which tool wrote it: accounts whose granted scopes are Antigravity's "
+            "use the antigravity client, the others gemini-cli. Credentials written by the Antigravity CLI (agy)? "
+            "Import again with --client antigravity."
         )
     return 0 if found.accounts else 1
+
+
+def client_named(clients: Any, name: str | None) -> Any:
+    from gateway.upstream.oauth_clients import UnknownClient
+
+    try:
+        return clients.named(name)
+    except UnknownClient as e:
+        raise CommandFailed(f"{e}: add it as [upstream.oauth_clients.NAME] in the config") from None
 
 
 def _browser_available() -> bool:
@@ -277,6 +353,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings, store: Any, now: float
 
     up = settings.upstream
     authorize.use_proxy(up.proxy)
+    client = client_named(oauth_clients_of(settings), args.client)
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -291,26 +368,29 @@ def cmd_add(args: argparse.Namespace, settings: Settings, store: Any, now: float
     try:
         if args.no_browser or not _browser_available():
             code, request = authorize.paste_flow(
-                up.auth_url, up.client_id, read_line, say, port=args.port or authorize.PASTE_PORT, login_hint=args.login_hint
+                up.auth_url, client.client_id, read_line, say, port=args.port or authorize.PASTE_PORT, login_hint=args.login_hint,
+                scopes=client.scopes,
             )
         else:
             code, request = authorize.loopback_flow(
-                up.auth_url, up.client_id, webbrowser.open, say, port=args.port or 0, login_hint=args.login_hint, timeout=args.timeout
+                up.auth_url, client.client_id, webbrowser.open, say, port=args.port or 0, login_hint=args.login_hint, timeout=args.timeout,
+                scopes=client.scopes,
             )
-        tokens = authorize.exchange(up.token_url, up.client_id, up.client_secret, code, request)
+        tokens = authorize.exchange(up.token_url, client.client_id, client.client_secret, code, request)
         email = authorize.email_of(up.userinfo_url, tokens.access_token)
     except authorize.AuthorizationFailed as e:
         raise CommandFailed(str(e)) from None
     got = time.time()
-    account = Account(email, tokens.refresh_token, tokens.access_token, got + tokens.expires_in)
+    account = Account(email, tokens.refresh_token, tokens.access_token, got + tokens.expires_in, oauth_client=client.name)
 
     def renew(existing: Account, new: Account) -> Account:
-        # A fresh consent revives an account whose grant died: enable it again.
+        # A fresh consent revives an account whose grant died (or whose client was retired): enable it again.
         revived = health.enable(existing) if existing.disabled else existing
-        return attrs.evolve(revived, refresh_token=new.refresh_token, access_token=new.access_token, expiry=new.expiry)
+        return attrs.evolve(revived, refresh_token=new.refresh_token, access_token=new.access_token, expiry=new.expiry,
+                            oauth_client=new.oauth_client, ineligible=None)
 
     what = save_account(store, account, renew)
-    print(f"{what} {email}")
+    print(f"{what} {email} (OAuth client {client.name})")
     if args.no_check:
         return 0
     return run_refresh(settings, store, [email], quiet_header=True)
@@ -357,16 +437,26 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
     from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
     from gateway.upstream.proxy import RoutingHTTPClient, UpstreamHTTP
     from gateway.upstream.quota import QuotaPollFailed, QuotaPoller
+    from gateway.upstream.version import ClientVersion
 
     up = settings.upstream
+    clients = oauth_clients_of(settings)
     pool = AccountPool(store, LeastRecentlyUsed(), reactor.seconds)
     # The server's routes: [upstream] proxy and account_proxies apply here too.
     routes = UpstreamHTTP(reactor, connect_timeout=up.connect_timeout, proxy=up.proxy, account_proxies=up.account_proxies,
                           accounts=lambda: [s.account for s in pool.states()])
     http = RoutingHTTPClient(routes)
-    client = UpstreamClient(routes, up.hosts, up.user_agent, up.response_timeout, reactor)
-    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), reactor.seconds, up.refresh_margin)
+    version = ClientVersion(http, reactor, url=up.version_url, floor=up.version_floor, template=up.user_agent,
+                            interval=up.version_refresh_seconds, timeout=min(up.response_timeout, 15.0))
+    if up.version_url:
+        await version.refresh()
+    print(f"client version {version.current()} (User-Agent {version.user_agent()!r})")
+    client = UpstreamClient(routes, up.hosts, version.user_agent, up.response_timeout, reactor)
+    default = clients.named(None)
+    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, default.client_id, default.client_secret, up.response_timeout),
+                          reactor.seconds, up.refresh_margin, clients=clients)
     projects = ProjectResolver(pool, client, reactor)
+    projects.client_name = clients.name_of
     poller = QuotaPoller(pool, tokens, projects, client, reactor, 0)
     failures = 0
     for email in emails:
@@ -380,7 +470,8 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
             continue
         except AccountIneligible as e:
             failures += 1
-            print(f"{email}: disabled: not eligible for Cloud Code: {e}")
+            stored = pool.get(email)
+            print(f"{email}: disabled: {stored.disabled_reason if stored is not None and stored.disabled_reason else f'not eligible for Cloud Code: {e}'}")
             continue
         except (TokenEndpointError, DiscoveryFailed, QuotaPollFailed, UpstreamUnreachable) as e:
             failures += 1
@@ -390,12 +481,15 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
         assert account is not None
         now = reactor.seconds()
         exhausted = sorted(m for m in account.quota if health.remaining(account, m, now) == 0)
-        line = f"{email}: ok, project {account.project_id}, tier {account.tier or '-'}, quota for {len(account.quota)} models"
+        line = (f"{email}: ok, project {account.project_id}, tier {account.tier or '-'}, quota for {len(account.quota)} models, "
+                f"OAuth client {clients.name_of(account)}")
         if exhausted:
             line += f" ({len(exhausted)} exhausted: {', '.join(exhausted)})"
         print(line)
         if account.ineligible:
             print(f"  ineligible tiers: {account.ineligible}")
+        for text in account_lines(account, now, "  "):
+            print(text)
     await routes.close()
     return 1 if failures else 0
 
@@ -421,11 +515,15 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--login-hint", metavar="EMAIL", help="pre-select this Google account on the consent screen")
     add.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the browser sign-in (default 300)")
     add.add_argument("--no-check", action="store_true", help="do not look up the project, tier and quota afterwards")
+    add.add_argument("--client", metavar="NAME", help="the OAuth client to sign in with: antigravity (the default), gemini-cli, "
+                     "or an [upstream.oauth_clients.NAME]; the account keeps it")
     add.set_defaults(run=cmd_add)
 
     imp = actions.add_parser("import", parents=[common], help="import from an Antigravity-Manager data directory or gemini-cli's oauth_creds.json")
     imp.add_argument("path", help="~/.antigravity_tools, ~/.gemini/oauth_creds.json, or another gateway's accounts.json")
     imp.add_argument("--email", help="the account's email, when the credentials do not say")
+    imp.add_argument("--client", metavar="NAME", help="the OAuth client the credentials belong to (default: Antigravity-Manager -> "
+                     "antigravity; oauth_creds.json -> antigravity if its scopes are Antigravity's, else gemini-cli)")
     imp.set_defaults(run=cmd_import)
 
     lst = actions.add_parser("list", parents=[common], help="every account: state, project, tier, quota per model")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-# gemini-cli's installed-app OAuth client. Per RFC 8252 a native app's client
-# credentials are not confidential; they are published in gemini-cli's source.
-GEMINI_CLI_CLIENT_ID = "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com"
-GEMINI_CLI_CLIENT_SECRET = "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"
+# The OAuth clients themselves (Antigravity, the default, and gemini-cli) live in
+# gateway.upstream.oauth_clients; [upstream] client_id/client_secret set the default.
+DEFAULT_VERSION_URL = "https://antigravity-hub-auto-updater-974169037036.us-central1.run.app/manifest/latest-arm64-mac.yml"
+CREDIT_MODES = ("never", "when_quota_exhausted")
 
 DEFAULT_HOSTS = (
     "https://daily-cloudcode-pa.sandbox.googleapis.com",
@@ -81,9 +81,11 @@ class AuthSettings:
 class UpstreamSettings:
     hosts: tuple[str, ...] = DEFAULT_HOSTS
     token_url: str = "https://oauth2.googleapis.com/token"
-    client_id: str = GEMINI_CLI_CLIENT_ID
-    client_secret: str = GEMINI_CLI_CLIENT_SECRET
-    user_agent: str = "antigravity/1.11.9 linux/amd64"
+    #: When set, they define the default OAuth client (see gateway.upstream.oauth_clients).
+    client_id: str = ""
+    client_secret: str = ""
+    #: ``{version}`` is filled with the client version in use; a literal without it is sent as is.
+    user_agent: str = "antigravity/hub/{version} darwin/arm64"
     auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     userinfo_url: str = "https://www.googleapis.com/oauth2/v2/userinfo"
     max_attempts: int = 3
@@ -94,6 +96,13 @@ class UpstreamSettings:
     models_cache_seconds: float = 300.0
     proxy: str = ""
     account_proxies: tuple[tuple[str, str], ...] = ()
+    #: The client of accounts whose record names none; ``[upstream.oauth_clients.NAME]`` add clients.
+    oauth_client: str = "antigravity"
+    oauth_clients: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    version_url: str = DEFAULT_VERSION_URL
+    version_floor: str = "2.9.1"
+    version_refresh_seconds: float = 21600.0
+    use_credits: str = "never"
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,56 @@ def _account_proxies(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _version(value: Any) -> str:
+    text = _string(value).strip()
+    if not re.fullmatch(r"\d+(?:\.\d+){0,3}", text):
+        raise ValueError(f"must be a dotted version such as 2.9.1, got {value!r}")
+    return text
+
+
+def _version_url(value: Any) -> str:
+    """The manifest URL (``""``: do not fetch; the floor is used)."""
+    return "" if value == "" else _url(value)
+
+
+def _credit_mode(value: Any) -> str:
+    if value not in CREDIT_MODES:
+        raise ValueError(f"must be one of {', '.join(CREDIT_MODES)}, got {value!r}")
+    return value
+
+
+def _client_name(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+        raise ValueError(f"must be a client name (letters, digits, '-', '_', '.'), got {value!r}")
+    return text
+
+
+def _oauth_clients(value: Any) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """``[upstream.oauth_clients.NAME]`` tables of client_id, client_secret and optional scopes."""
+    if not isinstance(value, dict):
+        raise ValueError("must be tables [upstream.oauth_clients.NAME] with client_id and client_secret")
+    out = []
+    for name, table in value.items():
+        try:
+            _client_name(name)
+        except ValueError as e:
+            raise ValueError(f"{name!r}: {e}") from None
+        if not isinstance(table, dict):
+            raise ValueError(f"{name!r} must be a table with client_id and client_secret")
+        unknown = set(table) - {"client_id", "client_secret", "scopes"}
+        if unknown:
+            raise ValueError(f"{name!r}: unknown key(s) {', '.join(sorted(unknown))} (known: client_id, client_secret, scopes)")
+        try:
+            clean: dict[str, Any] = {"client_id": _string(table.get("client_id")), "client_secret": _string(table.get("client_secret"))}
+            if "scopes" in table:
+                clean["scopes"] = _string_list(table["scopes"], allow_empty=False)
+        except ValueError as e:
+            raise ValueError(f"{name!r}: {e}") from None
+        out.append((name, clean))
+    return tuple(out)
+
+
 def _origins(value: Any) -> tuple[str, ...]:
     origins = _string_list(value)
     for origin in origins:
@@ -334,6 +393,12 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "models_cache_seconds": _non_negative_float,
         "proxy": _proxy_url,
         "account_proxies": _account_proxies,
+        "oauth_client": _client_name,
+        "oauth_clients": _oauth_clients,
+        "version_url": _version_url,
+        "version_floor": _version,
+        "version_refresh_seconds": _positive_float,
+        "use_credits": _credit_mode,
     },
     "accounts": {
         "backend": _string,
@@ -384,6 +449,13 @@ def parse(document: Mapping[str, Any], source: str | None = None, base: Settings
             except ValueError as e:
                 raise ConfigError(f"{section}.{key}", str(e)) from None
         sections[section] = replace(getattr(settings, section), **changes)
+    if "upstream" in sections:
+        from gateway.upstream.oauth_clients import UnknownClient, from_settings
+
+        try:
+            from_settings(sections["upstream"])
+        except UnknownClient as e:
+            raise ConfigError("upstream.oauth_client", str(e)) from None
     if "accounts" in sections:
         path = os.path.expanduser(sections["accounts"].path)
         if source and not os.path.isabs(path):
@@ -415,7 +487,7 @@ def override(settings: Settings, section: str, **changes: Any) -> Settings:
     for key, value in changes.items():
         validator = SCHEMA[section][key]
         raw = list(value) if isinstance(value, tuple) else value
-        if key in ("mapping", "account_proxies") and isinstance(value, tuple):
+        if key in ("mapping", "account_proxies", "oauth_clients") and isinstance(value, tuple):
             raw = dict(value)
         try:
             clean[key] = validator(raw)

@@ -36,8 +36,9 @@ from gateway.pool.decisions import (
     is_capacity,
 )
 from gateway.pool.pool import AccountPool
-from gateway.protocol import envelope, hygiene
 from gateway.commands import accounts_command
+from gateway.protocol import client_version, credits, envelope, hygiene
+from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client, unsupported_client_reason
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
@@ -78,6 +79,8 @@ class _Tries:
     retried: set[str] = attrs.Factory(set)
     refreshed: set[str] = attrs.Factory(set)
     empty: set[str] = attrs.Factory(set)
+    #: Accounts retried with ``enabledCreditTypes`` after QUOTA_EXHAUSTED.
+    credited: set[str] = attrs.Factory(set)
     attempts: int = 0
     backoffs: int = 0
     last: GatewayError | None = None
@@ -97,6 +100,10 @@ class Forwarder:
     observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
     #: The live catalogue (``current()``) the hygiene step reads; set by assembly.
     catalogue: Any = None
+    #: The live client version (``gateway.upstream.version.ClientVersion``), refreshed after a refusal; set by assembly.
+    version: Any = None
+    #: ``[upstream] use_credits``: "never" or "when_quota_exhausted".
+    use_credits: str = "never"
 
     def __init__(
         self,
@@ -274,8 +281,11 @@ class Forwarder:
             return self._next(tries, email, unreachable_error(e), "unreachable")
         except (TokenEndpointError, DiscoveryFailed) as e:
             return self._next(tries, email, GatewayError(503, f"Could not prepare a pool account: {e}. Retry shortly."), type(e).__name__)
+        data = payload(account, project)
+        if email in tries.credited:
+            data = credits.enable(data, (self.pool.get(email) or account).usable_credits)
         try:
-            answer = await self.client.call(method, payload(account, project), token, stream=stream)
+            answer = await self.client.call(method, data, token, stream=stream)
         except UpstreamUnreachable as e:
             return self._next(tries, email, unreachable_error(e), "unreachable")
         if answer.code == 200 and stream:
@@ -286,7 +296,10 @@ class Forwarder:
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
-        failure = classify(answer.code, answer.headers, await read_body(answer.response), self.clock())
+        body = await read_body(answer.response)
+        if client_version.is_rejection(answer.code, body):
+            raise self.version_refused()
+        failure = classify(answer.code, answer.headers, body, self.clock())
         self.observer.attempt_failed(failure.kind)
         now = self.clock()
         current = self.pool.get(email) or account
@@ -301,8 +314,20 @@ class Forwarder:
             jitter=self.jitter(),
             quota_reset=health.quota_reset(current, model, now),
         )
+        if credits.retry_with_credits(failure.kind, self.use_credits, current.usable_credits, email in tries.credited):
+            log.info("account {email}: quota exhausted for {model}; retrying once with AI credits", email=self._who(email), model=model)
+            tries.credited.add(email)
+            return _Again(True, 0.0, token)
         tries.last = client_error(failure)
         tries.capacity = is_capacity(failure)
+        if email in tries.credited and failure.kind == "client_error":
+            # The credits were refused (spent meanwhile): the quota is still gone on this account.
+            reset = health.quota_reset(current, model, now) or now + self.tuning.default_cooldown
+            action = CoolModel(model, reset, f"quota exhausted; AI credits refused ({scrub(failure.message)[:200]})")
+            tries.last = GatewayError(429, f"The quota for {model} is exhausted and AI credits could not be used; retry later.", "RESOURCE_EXHAUSTED")
+        if failure.status == 403 and unsupported_client(failure.reason, failure.message):
+            action = Disable(unsupported_client_reason(email, self.client_name(current)))
+            tries.last = GatewayError(503, f"A pool account cannot use Cloud Code: {UNSUPPORTED_CLIENT_FOR_CLIENTS}")
         self.pool.failed(email, f"HTTP {failure.status} {failure.reason or failure.kind}: {scrub(failure.message)[:200]}")
         if isinstance(action, RetrySame):
             tries.retried.add(email)
@@ -325,7 +350,8 @@ class Forwarder:
             if self.quota is not None and action.poll_quota:
                 self.quota.poll_soon(email)
         elif isinstance(action, Disable):
-            log.warn("account {email} taken out of rotation: {reason}", email=self._who(email), reason=action.reason)
+            who = self._who(email)
+            log.warn("account {email} taken out of rotation: {reason}", email=who, reason=action.reason.replace(email, str(who or "EMAIL")))
             self.pool.disable(email, action.reason, action.validation_url)
         elif isinstance(action, Backoff):
             tries.backoffs += 1
@@ -344,6 +370,28 @@ class Forwarder:
             self.observer.attempt_failed("empty_stream")
             return _Again(True, 0.0, token)
         return self._next(tries, email, GatewayError(503, "Cloud Code answered with an empty stream (no candidates, no error) twice; retry the request."), "empty_stream")
+    def version_refused(self) -> GatewayError:
+        """Cloud Code refused the client version: not the account's fault and not capacity.
+        Re-read the manifest now; the client hears the cause, the operator what to raise."""
+        version = self.version.current() if self.version is not None else "unknown"
+        log.warn(
+            "Cloud Code refused client version {version} (\"This version of Antigravity is no longer supported\"): "
+            "re-reading the version manifest now; if this repeats, raise [upstream] version_floor above {version}",
+            version=version,
+        )
+        if self.version is not None:
+            self.version.refresh_soon()
+        self.observer.attempt_failed("version_refused")
+        return GatewayError(503, client_version.rejection_message(version), "UNAVAILABLE", [retry_info(30.0)], {"Retry-After": "30"})
+
+    def stream_refusal(self, first_event: bytes) -> GatewayError | None:
+        """A 200 stream whose first event is the version refusal: the same decision as a 503."""
+        return self.version_refused() if client_version.is_rejection(200, first_event) else None
+
+    def client_name(self, account: Account) -> str:
+        """The OAuth client an account uses (its own or the default), for messages."""
+        clients = getattr(self.tokens, "clients", None)
+        return clients.name_of(account) if clients is not None else (account.oauth_client or "default")
 
     def _who(self, email: str) -> str | None:
         """The account as ``[logging] account_label`` wants it in logs (email, hash or nothing)."""

@@ -26,10 +26,10 @@ class ObservedTokenEndpoint:
         self._endpoint = endpoint
         self._observer = observer
 
-    async def refresh(self, refresh_token: str) -> Any:
+    async def refresh(self, refresh_token: str, client: Any = None) -> Any:
         started = self._observer.now()
         try:
-            grant = await self._endpoint.refresh(refresh_token)
+            grant = await self._endpoint.refresh(refresh_token, client)
         except Exception as e:
             result = "invalid_grant" if type(e).__name__ == "InvalidGrant" else "error"
             self._observer.token_refresh(result, self._observer.now() - started)

@@ -41,7 +41,7 @@ class Options(usage.Options):
         ["port", "p", None, "Shorthand for --listen tcp:PORT:interface=127.0.0.1."],
         ["accounts", None, None, "Account store path ([accounts] path)."],
         ["token-url", None, None, "OAuth token endpoint ([upstream] token_url)."],
-        ["client-id", None, None, "OAuth client id ([upstream] client_id)."],
+        ["client-id", None, None, "OAuth client id of the default client ([upstream] client_id; see docs/accounts-and-clients.md)."],
         ["client-secret", None, None, "OAuth client secret ([upstream] client_secret)."],
         ["user-agent", None, None, "User-Agent sent upstream ([upstream] user_agent)."],
         ["max-attempts", None, None, "Accounts tried per request ([upstream] max_attempts).", int],

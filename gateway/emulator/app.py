@@ -27,6 +27,9 @@ from twisted.web.server import Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway.emulator import catalogue, rules
+from gateway.emulator import catalogue, quota_summary, versions
+from gateway.emulator.clients import refused as client_refused, unsupported_error, unsupported_tier
+from gateway.emulator.rules_credits import credit_entries, credits_requested
 from gateway.emulator.content import (
     bad_request,
     check_envelope,
@@ -348,25 +351,33 @@ class Emulator:
         handler = getattr(self, "_m_" + method)
         return handler(request, obj, account, entry)
 
-    def _generation(self, obj: Any, account: Account) -> tuple[dict[str, Any], Any, dict[str, Any], int]:
-        """Envelope, model, project, account state, request body, input size, quota."""
+    def _generation(self, obj: Any, account: Account, request: IRequest) -> tuple[dict[str, Any], Any, dict[str, Any], int]:
+        """Envelope, model, project, account state, client and version, request body, input size, quota."""
         env, spec = check_envelope(obj, self.state.catalogue.get)
         if account.project_id is None or env["project"] != account.project_id:
             raise project_denied(env["project"])
+        if client_refused(self.state.token_client(_header(request, b"authorization")), account.workspace):
+            raise unsupported_error()
+        refusal = versions.gate(_header(request, b"user-agent"), spec.id, self.state.settings.min_client_version)
+        if refusal is not None:
+            raise refusal
         blocked = account.validation_required
         if blocked is not None:
             raise validation_required(blocked)
+        use_credits = credits_requested(env, account, self.state.settings.credit_minimum)
         req = validate_request(env["request"], spec)
         rules.check_request(req, spec)
         prompt = request_tokens(req)
         check_input_limit(prompt, spec)
         remaining, reset = self.state.quota(account.email, spec.id)
         if remaining <= 0:
-            raise quota_exhausted(spec.id, max(0.0, reset - self.state.now()), self.state.now())
+            if not use_credits:
+                raise quota_exhausted(spec.id, max(0.0, reset - self.state.now()), self.state.now())
+            account.credits -= 1  # the answer is paid for with one credit
         return env, spec, req, prompt
 
     def _m_generateContent(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
-        env, spec, req, prompt = self._generation(obj, account)
+        env, spec, req, prompt = self._generation(obj, account, request)
         answer = plan_answer(req, spec, env["requestId"], self.state.settings.stream_events)
         return self._json(request, 200, generate_body(answer, spec, prompt, env["requestId"]), entry)
 
@@ -374,7 +385,16 @@ class Emulator:
         """SSE events with ``event_delay`` between them; stops when the client leaves."""
         if request.args.get(b"alt") != [b"sse"]:
             raise bad_request("streamGenerateContent needs ?alt=sse (this emulator streams Server-Sent Events only).")
-        env, spec, req, prompt = self._generation(obj, account)
+        try:
+            env, spec, req, prompt = self._generation(obj, account, request)
+        except GatewayError as e:
+            if not (self.state.settings.version_reject_in_stream and e.message == versions.NO_LONGER_SUPPORTED):
+                raise
+            # Google has also refused old clients inside a 200 stream: one error event, then the end.
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"text/event-stream")
+            entry["status"] = 200
+            return request.write(b"data: " + e.to_body() + b"\r\n\r\n")
         answer = plan_answer(req, spec, env["requestId"], self.state.settings.stream_events)
         events = stream_bodies(answer, spec, prompt, env["requestId"])
         action = fault.kind if fault is not None and fault.kind in STREAM_KINDS else None
@@ -443,12 +463,17 @@ class Emulator:
             {"tierId": r.get("tierId", "free-tier"), "tierName": r.get("tierName", TIER_INFO["free-tier"]["name"]), **r}
             for r in account.ineligible
         ]
+        if client_refused(self.state.token_client(_header(request, b"authorization")), account.workspace):
+            # The token refreshes, but Cloud Code no longer serves individuals through this client.
+            return self._json(request, 200, {"ineligibleTiers": [unsupported_tier()] + ineligible, "gcpManaged": False}, entry)
         if account.project_id is not None:
             answer["currentTier"] = dict(TIER_INFO[account.tier])
             answer["allowedTiers"] = [dict(TIER_INFO[account.tier], isDefault=True)]
             answer["cloudaicompanionProject"] = account.project_id
-            if account.tier == "standard-tier":
+            if account.tier == "standard-tier" or account.credits:
                 answer["paidTier"] = {"id": "g1-pro-tier", "name": "Google AI Pro"}
+            if account.credits:
+                answer["paidTier"]["availableCredits"] = credit_entries(account.credits, self.state.settings.credit_minimum)
         elif not ineligible:
             answer["allowedTiers"] = [dict(TIER_INFO[t], isDefault=(t == account.tier)) for t in TIERS]
         if ineligible:
@@ -517,6 +542,32 @@ class Emulator:
             models[spec.id] = catalogue.model_entry(spec, remaining, iso_time(reset))
         return self._json(request, 200, {"models": models, "deprecatedModelIds": live.deprecated_entries()}, entry)
 
+    def _m_retrieveUserQuotaSummary(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
+        body = fields_of(obj, ("project",), "")
+        project = body.get("project")
+        if project is not None and project != account.project_id:
+            raise project_denied(str(project))
+        answer = quota_summary.summary(self.state.windows_of(account.email), self.state.now(), iso_time, catalogue.model_ids())
+        return self._json(request, 200, answer, entry)
+
+    # ------------------------------------------------------------------ the Antigravity hub's update manifest
+
+    @app.route("/manifest/<name>", methods=["GET"])
+    def manifest(self, request: IRequest, name: str) -> bytes:
+        """``latest-arm64-mac.yml`` and friends: the version the auto-updater offers."""
+        self.state.stats.count("manifest", None)
+        entry = self._record(request, "manifest", None)
+        status = self.state.settings.manifest_status
+        entry["status"] = status
+        request.setResponseCode(status)
+        if status != 200 or not name.endswith(".yml"):
+            request.setHeader(b"Content-Type", b"text/html; charset=UTF-8")
+            if status == 200:
+                request.setResponseCode(404)
+            return b"<html><title>Error</title><body>Not Found</body></html>"
+        request.setHeader(b"Content-Type", b"text/yaml; charset=UTF-8")
+        return versions.manifest(self.state.settings.manifest_version, iso_time(self.state.now()))
+
     # ------------------------------------------------------------------ OAuth
 
     @app.route("/token", methods=["POST"])
@@ -570,7 +621,9 @@ class Emulator:
                 return self._oauth_error(request, 400, "invalid_request", "Missing required parameter: refresh_token", entry)
             if account is None:
                 return self._oauth_error(request, 400, "invalid_grant", "Token has been expired or revoked.", entry)
-            issued, rotated = state.issue_token(account)
+            if not state.client_may_refresh(account, client_id):
+                return self._oauth_error(request, 401, "unauthorized_client", "Unauthorized", entry)
+            issued, rotated = state.issue_token(account, client_id=client_id)
             answer: dict[str, Any] = {"access_token": issued.token, "expires_in": state.settings.token_lifetime, "scope": SCOPE, "token_type": "Bearer"}
             if rotated:
                 answer["refresh_token"] = rotated
@@ -582,7 +635,7 @@ class Emulator:
             if account is None:
                 return self._oauth_error(request, 400, "invalid_grant", "Malformed auth code.", entry)
             entry["email"] = account.email
-            issued, _ = state.issue_token(account, rotate=False)
+            issued, _ = state.issue_token(account, rotate=False, client_id=client_id)
             answer = {
                 "access_token": issued.token,
                 "expires_in": state.settings.token_lifetime,
@@ -641,7 +694,7 @@ class Emulator:
         """
         entry = self._record(request, "authorize", None)
         args = {k.decode(): v[0].decode("utf-8", "replace") for k, v in request.args.items()}
-        if args.get("client_id") != self.state.settings.client_id:
+        if self.state.client_for(args.get("client_id")) is None:
             return self._oauth_error(request, 401, "invalid_client", "The OAuth client was not found.", entry)
         redirect = args.get("redirect_uri")
         if not redirect or args.get("response_type") != "code":
@@ -795,6 +848,10 @@ class Emulator:
     @app.route("/_emulator/quota", methods=["POST"])
     def c_quota(self, request: IRequest) -> bytes:
         return self._control(request, lambda: (200, {"updated": self.state.set_quota(self._control_body(request))}))
+
+    @app.route("/_emulator/quota_windows", methods=["POST"])
+    def c_quota_windows(self, request: IRequest) -> bytes:
+        return self._control(request, lambda: (200, {"updated": self.state.set_quota_window(self._control_body(request))}))
 
     @app.route("/_emulator/models", methods=["GET"])
     def c_models(self, request: IRequest) -> bytes:

@@ -174,7 +174,7 @@ THINKING_LEVELS = ("THINKING_LEVEL_UNSPECIFIED", "LOW", "HIGH", "MEDIUM", "MINIM
 CALLING_MODES = ("MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED")
 SCHEMA_TYPES = ("TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL")
 
-ENVELOPE_FIELDS = ("model", "project", "requestId", "request", "requestType", "userAgent", "userPromptId")
+ENVELOPE_FIELDS = ("model", "project", "requestId", "request", "requestType", "userAgent", "userPromptId", "enabledCreditTypes")
 REQUEST_FIELDS = (
     "contents",
     "systemInstruction",

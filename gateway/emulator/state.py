@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from gateway.emulator.catalogue import Catalogue
+from gateway.emulator.clients import Client, known_clients
+from gateway.emulator.quota_summary import WINDOWS
 
 TIERS = ("free-tier", "standard-tier")
 SCOPE = (
@@ -35,6 +37,7 @@ API_METHODS = (
     "loadCodeAssist",
     "onboardUser",
     "fetchAvailableModels",
+    "retrieveUserQuotaSummary",
 )
 FAULT_METHODS = API_METHODS + ("operations", "token", "userinfo", "*")
 FAULT_KINDS = ("error", "delay", "cut", "stall", "stream_error", "invalid_grant", "reset", "empty")
@@ -84,13 +87,20 @@ class Account:
     project_id: str | None = None
     tier: str = "free-tier"
     ineligible: list[dict[str, str]] = field(default_factory=list)
+    #: The OAuth client (name: antigravity, gemini-cli, emulator) whose refresh token this is;
+    #: None: any known client may refresh it (hand-written tests).
+    client: str | None = None
+    #: A Workspace account: Cloud Code still serves it through retired clients.
+    workspace: bool = False
+    #: GOOGLE_ONE_AI credits left (loadCodeAssist ``paidTier.availableCredits``).
+    credits: int = 0
 
     @classmethod
     def from_json(cls, obj: Any) -> "Account":
         """Validate one seed/control-API account; strict so typos fail loudly."""
         if not isinstance(obj, dict):
             raise StateError("an account must be a JSON object")
-        allowed = {"email", "refresh_token", "project_id", "tier", "ineligible"}
+        allowed = {"email", "refresh_token", "project_id", "tier", "ineligible", "client", "workspace", "credits"}
         unknown = set(obj) - allowed
         if unknown:
             raise StateError(f"unknown account field(s): {', '.join(sorted(unknown))}")
@@ -117,7 +127,16 @@ class Account:
             if extra:
                 raise StateError(f"account {email}: unknown ineligible field(s): {', '.join(sorted(extra))}")
             reasons.append({k: str(v) for k, v in item.items()})
-        return cls(email, refresh, project, tier, reasons)
+        client = obj.get("client")
+        if client is not None and client not in ("antigravity", "gemini-cli", "emulator"):
+            raise StateError(f"account {email}: client must be antigravity, gemini-cli, emulator or null")
+        workspace = obj.get("workspace", False)
+        if not isinstance(workspace, bool):
+            raise StateError(f"account {email}: workspace must be true or false")
+        credits = obj.get("credits", 0)
+        if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+            raise StateError(f"account {email}: credits must be an integer >= 0")
+        return cls(email, refresh, project, tier, reasons, client, workspace, credits)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,6 +202,16 @@ class Settings:
     client_id: str = "emulator-client-id"
     client_secret: str = "emulator-client-secret"
     max_recorded: int = 10_000
+    #: Generation calls whose User-Agent names an older Antigravity version get 503 (emulator/versions.py).
+    min_client_version: str = "2.0.0"
+    #: ``version:`` of the update manifest served at ``/manifest/latest-arm64-mac.yml``.
+    manifest_version: str = "2.9.4"
+    #: HTTP status of the manifest (not 200: it answers an error page, for failure tests).
+    manifest_status: int = 200
+    #: Refuse old versions inside a 200 stream (an error event) instead of a 503.
+    version_reject_in_stream: bool = False
+    #: Credits an account must have before ``enabledCreditTypes`` may spend them.
+    credit_minimum: int = 50
 
     def update(self, obj: Any) -> None:
         """Apply a partial JSON update, type-checked, all-or-nothing."""
@@ -206,6 +235,9 @@ class Settings:
             if not ok:
                 raise StateError(f"setting {key!r} has the wrong type")
             setattr(new, key, value)
+        for key in ("min_client_version", "manifest_version"):
+            if not all(part.isdigit() for part in getattr(new, key).split(".")):
+                raise StateError(f"setting {key!r} must be a dotted version such as 2.9.1")
         if new.event_delay < 0 or new.token_lifetime <= 0 or new.stream_events < 1 or new.onboard_polls < 0 or new.max_recorded < 0:
             raise StateError("settings out of range")
         for f in fields(self):
@@ -226,6 +258,8 @@ class AccessToken:
     email: str
     expires_at: float
     revoked: bool = False
+    #: Name of the OAuth client that issued the token (emulator/clients.py).
+    client: str | None = None
 
 
 @dataclass
@@ -413,6 +447,8 @@ class EmulatorState:
         self.faults: list[Fault] = []
         self.catalogue = Catalogue()
         self.quotas: dict[tuple[str, str], tuple[float, float]] = {}
+        #: (email, groupId) -> (remaining fraction, reset) for retrieveUserQuotaSummary
+        self.quota_windows: dict[tuple[str, str], tuple[float, float]] = {}
         self.stats = Stats()
         self.recorded: deque[dict[str, Any]] = deque(maxlen=self.settings.max_recorded or None)
         self._fault_seq = 0
@@ -447,22 +483,42 @@ class EmulatorState:
 
     # -- OAuth
 
+    def client_for(self, client_id: str | None) -> Client | None:
+        """The known OAuth client with this id (built-in Antigravity and gemini-cli, or the test client)."""
+        return known_clients(self.settings.client_id, self.settings.client_secret).get(client_id or "")
+
     def check_client(self, client_id: str | None, client_secret: str | None) -> str | None:
         """None when the OAuth client is right, else the invalid_client description."""
-        if client_id != self.settings.client_id:
+        client = self.client_for(client_id)
+        if client is None:
             return "The OAuth client was not found."
-        if client_secret != self.settings.client_secret:
+        if client_secret != client.client_secret:
             return "Unauthorized"
         return None
+
+    def client_may_refresh(self, account: Account, client_id: str | None) -> bool:
+        """A refresh token works only with the client that issued it (None: any client)."""
+        client = self.client_for(client_id)
+        return account.client is None or (client is not None and client.name == account.client)
+
+    def token_client(self, authorization: str | None) -> Client | None:
+        """The client that issued a bearer token."""
+        value = (authorization or "").strip().partition(" ")[2].strip()
+        token = self.access_tokens.get(value)
+        if token is None or token.client is None:
+            return None
+        return next((c for c in known_clients(self.settings.client_id, self.settings.client_secret).values() if c.name == token.client), None)
 
     def account_for_refresh(self, refresh_token: str | None) -> Account | None:
         email = self.refresh_tokens.get(refresh_token or "")
         return self.accounts.get(email) if email else None
 
-    def issue_token(self, account: Account, rotate: bool | None = None) -> tuple[AccessToken, str | None]:
+    def issue_token(self, account: Account, rotate: bool | None = None, client_id: str | None = None) -> tuple[AccessToken, str | None]:
         """A fresh access token; with rotation, also a new refresh token (the old dies)."""
         self._purge_tokens()
-        token = AccessToken("ya29.emu-" + secrets.token_urlsafe(24), account.email, self.now() + self.settings.token_lifetime)
+        client = self.client_for(client_id)
+        token = AccessToken("ya29.emu-" + secrets.token_urlsafe(24), account.email, self.now() + self.settings.token_lifetime,
+                            client=client.name if client is not None else None)
         self.access_tokens[token.token] = token
         self.stats.token_refreshes[account.email] = self.stats.token_refreshes.get(account.email, 0) + 1
         new_refresh = None
@@ -514,7 +570,11 @@ class EmulatorState:
         entry = self.auth_codes.pop(code or "", None)
         if entry is None or entry[1] != client_id or entry[2] != redirect_uri:
             return None
-        return self.accounts.get(entry[0])
+        account = self.accounts.get(entry[0])
+        client = self.client_for(client_id)
+        if account is not None and account.client is not None and client is not None:
+            account.client = client.name  # a new consent: the refresh token now belongs to this client
+        return account
 
     # -- onboarding
 
@@ -587,6 +647,31 @@ class EmulatorState:
             self.quotas[(e, model)] = (float(fraction), reset)
         return len(emails)
 
+    def set_quota_window(self, obj: Any) -> int:
+        """``{email?, group: five-hour|weekly, remaining_fraction, reset_in?}``; returns rows set."""
+        if not isinstance(obj, dict):
+            raise StateError("quota window must be a JSON object")
+        unknown = set(obj) - {"email", "group", "remaining_fraction", "reset_in"}
+        if unknown:
+            raise StateError(f"unknown quota window field(s): {', '.join(sorted(unknown))}")
+        group = obj.get("group")
+        if group not in WINDOWS:
+            raise StateError(f"quota window group must be one of {', '.join(WINDOWS)}")
+        fraction = obj.get("remaining_fraction", 1.0)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise StateError("remaining_fraction must be between 0 and 1")
+        reset_in = obj.get("reset_in", WINDOWS[group][1])
+        if isinstance(reset_in, bool) or not isinstance(reset_in, (int, float)) or reset_in < 0:
+            raise StateError("reset_in must be seconds >= 0")
+        email = obj.get("email")
+        emails = [email] if isinstance(email, str) else list(self.accounts)
+        for e in emails:
+            self.quota_windows[(e, group)] = (float(fraction), self.now() + reset_in)
+        return len(emails)
+
+    def windows_of(self, email: str) -> dict[str, tuple[float, float]]:
+        return {group: value for (e, group), value in self.quota_windows.items() if e == email}
+
     # -- faults
 
     def add_fault(self, obj: Any) -> Fault:
@@ -640,6 +725,7 @@ class EmulatorState:
         self.faults.clear()
         self.catalogue.reset()
         self.quotas.clear()
+        self.quota_windows.clear()
         self.recorded.clear()
         open_streams, in_flight = self.stats.open_streams, self.stats.in_flight
         self.stats = Stats(open_streams=open_streams, in_flight=in_flight)

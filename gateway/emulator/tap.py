@@ -39,6 +39,8 @@ class Options(usage.Options):
         ["onboard-polls", None, "1", "Operation polls before onboardUser is done (0: done at once)"],
         ["demo-accounts", None, "0", "Also create N accounts userK@example.com / emu-refresh-K / emu-project-K"],
         ["max-recorded", None, "10000", "Requests kept for GET /_emulator/requests (0: none)"],
+        ["min-client-version", None, "2.0.0", "Generation calls from older Antigravity User-Agents get 503 'no longer supported'"],
+        ["manifest-version", None, "2.9.4", "version: served at /manifest/latest-arm64-mac.yml"],
     ]
     optFlags = [
         ["rotate-refresh-tokens", None, "Return a new refresh_token on every refresh (the old one dies)"],
@@ -73,6 +75,10 @@ class Options(usage.Options):
             client_secret=self["client-secret"],
             max_recorded=number("max-recorded", int, 0),
         )
+        try:
+            self.settings.update({"min_client_version": self["min-client-version"], "manifest_version": self["manifest-version"]})
+        except StateError as e:
+            raise usage.UsageError(str(e)) from None
         self.accounts = list(demo_accounts(number("demo-accounts", int, 0)))
         if self["seed"]:
             try:

@@ -29,6 +29,9 @@ KNOWN_FIELDS = (
     "model_cooldowns",
     "quota",
     "quota_updated",
+    "oauth_client",
+    "credits",
+    "quota_windows",
 )
 
 
@@ -59,6 +62,36 @@ class ModelQuota:
 
 
 @attrs.frozen
+class Credits:
+    """AI credits loadCodeAssist reported (``paidTier.availableCredits[]``)."""
+
+    credit_type: str
+    amount: float
+    minimum: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return self.amount > 0 and self.amount >= self.minimum
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.credit_type, "amount": self.amount, "minimum": self.minimum}
+
+
+@attrs.frozen
+class QuotaWindow:
+    """One group of ``retrieveUserQuotaSummary`` (the 5-hour or the weekly window)."""
+
+    group: str
+    name: str
+    remaining: float
+    reset: float | None = None
+    seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, "name": self.name, "remaining": self.remaining, "reset": self.reset, "seconds": self.seconds}
+
+
+@attrs.frozen
 class Account:
     email: str
     refresh_token: str
@@ -81,7 +114,18 @@ class Account:
     #: Last quota snapshot per model, and when it was taken.
     quota: Mapping[str, ModelQuota] = attrs.field(factory=dict, hash=False)
     quota_updated: float = 0.0
+    #: The OAuth client (``[upstream.oauth_clients]`` name) whose refresh token this is; None: the default.
+    oauth_client: str | None = None
+    #: AI credits from the last loadCodeAssist.
+    credits: tuple[Credits, ...] = ()
+    #: Quota windows from the last retrieveUserQuotaSummary.
+    quota_windows: tuple[QuotaWindow, ...] = ()
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+    @property
+    def usable_credits(self) -> list[str]:
+        """Credit types this account can spend now."""
+        return [c.credit_type for c in self.credits if c.usable]
 
     def __repr__(self) -> str:  # never let a token reach a log through repr()
         state = f"disabled: {self.disabled_reason}" if self.disabled else "active"
@@ -106,7 +150,7 @@ class Account:
         )
         # Learned state is written only when there is some, so a hand-written
         # store stays as short as the operator made it.
-        for name in ("validation_url", "tier", "ineligible", "cooldown_reason"):
+        for name in ("validation_url", "tier", "ineligible", "cooldown_reason", "oauth_client"):
             value = getattr(self, name)
             if value is not None:
                 record[name] = value
@@ -118,6 +162,10 @@ class Account:
             record["quota"] = {m: q.to_json() for m, q in sorted(self.quota.items())}
         if self.quota_updated:
             record["quota_updated"] = self.quota_updated
+        if self.credits:
+            record["credits"] = [c.to_json() for c in self.credits]
+        if self.quota_windows:
+            record["quota_windows"] = [w.to_json() for w in self.quota_windows]
         return record
 
     @classmethod
@@ -132,7 +180,7 @@ class Account:
             raise AccountFormatError(f"{where} ({email}): 'refresh_token' must be a non-empty string")
         here = f"{where} ({email})"
         expiry = _seconds(record, "expiry", here)
-        for name in ("access_token", "project_id", "disabled_reason", "validation_url", "tier", "ineligible", "cooldown_reason"):
+        for name in ("access_token", "project_id", "disabled_reason", "validation_url", "tier", "ineligible", "cooldown_reason", "oauth_client"):
             value = record.get(name)
             if value is not None and not isinstance(value, str):
                 raise AccountFormatError(f"{here}: {name!r} must be a string or null")
@@ -155,6 +203,9 @@ class Account:
             model_cooldowns=_model_cooldowns(record.get("model_cooldowns"), here),
             quota=_quota(record.get("quota"), here),
             quota_updated=_seconds(record, "quota_updated", here),
+            oauth_client=record.get("oauth_client") or None,
+            credits=_credits(record.get("credits"), here),
+            quota_windows=_windows(record.get("quota_windows"), here),
             extra={k: v for k, v in record.items() if k not in KNOWN_FIELDS},
         )
 
@@ -200,3 +251,29 @@ def _quota(value: Any, here: str) -> dict[str, ModelQuota]:
             raise AccountFormatError(f"{here}: quota[{model!r}].reset must be unix seconds or null")
         out[model] = ModelQuota(float(entry["remaining"]), None if reset is None else float(reset))
     return out
+
+
+def _credits(value: Any, here: str) -> tuple[Credits, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("type"), str) and _number(c.get("amount")) and _number(c.get("minimum", 0))
+        for c in value
+    ):
+        raise AccountFormatError(f"{here}: 'credits' must be a list of {{\"type\", \"amount\", \"minimum\"}}")
+    return tuple(Credits(c["type"], float(c["amount"]), float(c.get("minimum", 0))) for c in value)
+
+
+def _windows(value: Any, here: str) -> tuple[QuotaWindow, ...]:
+    if value is None:
+        return ()
+    out = []
+    for entry in value if isinstance(value, list) else [None]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("group"), str) or not _number(entry.get("remaining")):
+            raise AccountFormatError(f"{here}: 'quota_windows' must be a list of {{\"group\", \"name\", \"remaining\", \"reset\"}}")
+        reset, seconds = entry.get("reset"), entry.get("seconds")
+        out.append(QuotaWindow(
+            entry["group"], str(entry.get("name") or entry["group"]), float(entry["remaining"]),
+            float(reset) if _number(reset) else None, float(seconds) if _number(seconds) else None,
+        ))
+    return tuple(out)

@@ -24,11 +24,14 @@ def _reason(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
-def blocked_until(account: Account, model: str | None, now: float) -> float:
+def blocked_until(account: Account, model: str | None, now: float, spend_credits: bool = False) -> float:
     """0.0 when ``account`` may serve ``model`` now, else when it may again (``inf``: disabled).
 
     ``model`` None asks about the account alone (no model cooldowns, no quota).
-    A quota snapshot that says 0 remaining blocks the model until its reset.
+    A quota snapshot that says 0 remaining blocks the model until its reset —
+    unless ``spend_credits`` (``use_credits = "when_quota_exhausted"``) and the
+    account has AI credits it can spend: then upstream is asked (with credits
+    after its QUOTA_EXHAUSTED), and a refusal still cools the model.
     """
     if account.disabled:
         return FOREVER
@@ -39,7 +42,8 @@ def blocked_until(account: Account, model: str | None, now: float) -> float:
             until = max(until, cooled.until)
         quota = account.quota.get(model)
         if quota is not None and quota.remaining <= 0 and quota.reset is not None and quota.reset > now:
-            until = max(until, quota.reset)
+            if not (spend_credits and account.usable_credits):
+                until = max(until, quota.reset)
     return until
 
 

@@ -10,6 +10,14 @@
   comes from the ``id_token``, else from ``google_accounts.json`` next to it.
 * Another antigravity-gateway store (``{"accounts": [{"email", "refresh_token", …}]}``).
 
+Every imported record names its OAuth client (``oauth_client``), since a
+refresh token works only with the client that issued it: Antigravity-Manager
+signs in with the Antigravity desktop client; ``oauth_creds.json`` is written
+by gemini-cli and by the Antigravity CLI (``agy``) alike, so its granted
+``scope`` decides (Antigravity's own ``cclog``/``experimentsandconfigs``
+scopes mean ``antigravity``), else the caller's ``client`` (``--client``),
+else ``gemini-cli``. A gateway store keeps what its records say.
+
 Reads files only: no network, nothing written. What to do with the records
 (add, or refresh an existing account's token) is the caller's business.
 """
@@ -29,6 +37,10 @@ from gateway.pool.account import Account, AccountFormatError
 ANTIGRAVITY_MANAGER = "Antigravity-Manager data directory"
 GEMINI_CLI = "gemini-cli oauth_creds.json"
 GATEWAY_STORE = "antigravity-gateway store"
+#: The OAuth client names (gateway.upstream.oauth_clients) importers assign.
+MANAGER_CLIENT = "antigravity"
+CREDS_DEFAULT_CLIENT = "gemini-cli"
+ANTIGRAVITY_ONLY_SCOPES = ("auth/cclog", "auth/experimentsandconfigs")
 
 
 class ImportProblem(ValueError):
@@ -38,11 +50,13 @@ class ImportProblem(ValueError):
 class NeedsEmail(ImportProblem):
     """The credentials carry no email; ``refresh_token``/``access_token`` let a caller look it up."""
 
-    def __init__(self, message: str, refresh_token: str, access_token: str | None, expiry: float) -> None:
+    def __init__(self, message: str, refresh_token: str, access_token: str | None, expiry: float, client: str | None = None) -> None:
         super().__init__(message)
         self.refresh_token = refresh_token
         self.access_token = access_token
         self.expiry = expiry
+        #: The OAuth client the credentials belong to.
+        self.client = client
 
 
 @attrs.frozen
@@ -94,22 +108,34 @@ def _is_gateway_store(document: Any) -> bool:
     )
 
 
-def load(path: str, email: str | None = None) -> Imported:
-    """Whatever ``path`` holds, recognised by content; ``email`` names a gemini-cli account."""
+def creds_client(document: Any, client: str | None) -> str:
+    """The OAuth client of an ``oauth_creds.json``: an explicit ``client`` wins, then the granted
+    scopes (Antigravity's own scopes mean ``antigravity``), else gemini-cli (the file's original writer)."""
+    if client:
+        return client
+    scope = document.get("scope") if isinstance(document, dict) else None
+    if isinstance(scope, str) and any(s in scope for s in ANTIGRAVITY_ONLY_SCOPES):
+        return MANAGER_CLIENT
+    return CREDS_DEFAULT_CLIENT
+
+
+def load(path: str, email: str | None = None, client: str | None = None) -> Imported:
+    """Whatever ``path`` holds, recognised by content; ``email`` names a gemini-cli account;
+    ``client`` overrides the OAuth client the importer would assign."""
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.isdir(path):
         index = os.path.join(path, "accounts.json")
         if os.path.isfile(index) and os.path.isdir(os.path.join(path, "accounts")):
-            return _manager_directory(path)
+            return _with_client(_manager_directory(path), client)
         creds = os.path.join(path, "oauth_creds.json")
         if os.path.isfile(creds):
-            return _gemini_creds(creds, email)
+            return _gemini_creds(creds, email, client=client)
         raise ImportProblem(_unrecognised(path))
     document = _read_json(path)
     if _is_manager_account(document):
-        return Imported(ANTIGRAVITY_MANAGER, [_manager_account(document, path)])
+        return _with_client(Imported(ANTIGRAVITY_MANAGER, [_manager_account(document, path)]), client)
     if _is_gemini_creds(document):
-        return _gemini_creds(path, email, document)
+        return _gemini_creds(path, email, document, client)
     if _is_gateway_store(document):
         accounts = []
         for i, record in enumerate(document["accounts"]):
@@ -117,10 +143,18 @@ def load(path: str, email: str | None = None) -> Imported:
                 accounts.append(Account.from_json(record, f"{path}: accounts[{i}]"))
             except AccountFormatError as e:
                 raise ImportProblem(str(e)) from None
+        if client:
+            accounts = [attrs.evolve(a, oauth_client=client) for a in accounts]
         return Imported(GATEWAY_STORE, accounts)
     if _is_manager_index(document) and os.path.isdir(os.path.join(os.path.dirname(path), "accounts")):
-        return _manager_directory(os.path.dirname(path))
+        return _with_client(_manager_directory(os.path.dirname(path)), client)
     raise ImportProblem(_unrecognised(path))
+
+
+def _with_client(found: Imported, client: str | None) -> Imported:
+    """Antigravity-Manager's accounts are the Antigravity client's (unless ``client`` says otherwise)."""
+    name = client or MANAGER_CLIENT
+    return attrs.evolve(found, accounts=[attrs.evolve(a, oauth_client=name) for a in found.accounts])
 
 
 def _unrecognised(path: str) -> str:
@@ -203,7 +237,7 @@ def email_from_id_token(id_token: Any) -> str | None:
     return email if isinstance(email, str) and "@" in email else None
 
 
-def _gemini_creds(path: str, email: str | None, document: Any = None) -> Imported:
+def _gemini_creds(path: str, email: str | None, document: Any = None, client: str | None = None) -> Imported:
     document = document if document is not None else _read_json(path)
     if not _is_gemini_creds(document):
         raise ImportProblem(f"{path}: expected gemini-cli credentials with a refresh_token")
@@ -218,8 +252,10 @@ def _gemini_creds(path: str, email: str | None, document: Any = None) -> Importe
             refresh,
             access,
             expiry,
+            creds_client(document, client),
         )
-    return Imported(GEMINI_CLI, [Account(found, refresh, access_token=access or None, expiry=expiry if access else 0.0)])
+    return Imported(GEMINI_CLI, [Account(found, refresh, access_token=access or None, expiry=expiry if access else 0.0,
+                                         oauth_client=creds_client(document, client))])
 
 
 def _active_google_account(directory: str) -> str | None:
@@ -241,4 +277,5 @@ def merge(existing: Account, imported: Account) -> Account:
         access_token=imported.access_token,
         expiry=imported.expiry,
         project_id=imported.project_id or existing.project_id,
+        oauth_client=imported.oauth_client or existing.oauth_client,
     )

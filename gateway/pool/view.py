@@ -24,11 +24,14 @@ def iso(seconds: float | None) -> str | None:
         return None
 
 
-def account_view(account: Account, now: float, runtime: Any = None, sessions: int | None = None) -> dict[str, Any]:
+def account_view(
+    account: Account, now: float, runtime: Any = None, sessions: int | None = None, clients: Any = None
+) -> dict[str, Any]:
     """One account: state, cooldowns and quota per model, tier, errors; no tokens, no refresh token."""
     status = health.status(account, now)
     view: dict[str, Any] = {
         "email": account.email,
+        "oauth_client": clients.name_of(account) if clients is not None else account.oauth_client,
         "state": status.state,
         "cooling_until": iso(status.until) if status.state == "cooling" else None,
         "cooling_reason": status.reason if status.state == "cooling" else None,
@@ -50,6 +53,19 @@ def account_view(account: Account, now: float, runtime: Any = None, sessions: in
             for model, q in sorted(account.quota.items())
         },
         "quota_updated": iso(account.quota_updated),
+        "credits": [
+            {"type": c.credit_type, "amount": c.amount, "minimum": c.minimum, "usable": c.usable} for c in account.credits
+        ],
+        "quota_windows": [
+            {
+                "group": w.group,
+                "name": w.name,
+                "remaining_fraction": w.remaining,
+                "reset_time": iso(w.reset) if w.reset is not None and w.reset > now else None,
+                "window_seconds": w.seconds,
+            }
+            for w in account.quota_windows
+        ],
     }
     if runtime is not None:
         view.update(
@@ -65,7 +81,7 @@ def account_view(account: Account, now: float, runtime: Any = None, sessions: in
     return view
 
 
-def pool_view(pool: Any, now: float, policy: str | None = None) -> dict[str, Any]:
+def pool_view(pool: Any, now: float, policy: str | None = None, clients: Any = None) -> dict[str, Any]:
     """The whole running pool (``gateway.pool.pool.AccountPool``)."""
     states = pool.states()
     return {
@@ -77,6 +93,6 @@ def pool_view(pool: Any, now: float, policy: str | None = None) -> dict[str, Any
         "session_ttl": pool.sessions.ttl,
         "sticky_sessions": len(pool.sessions),
         "accounts": [
-            account_view(s.account, now, s, pool.sessions.count_for(s.email, now)) for s in states
+            account_view(s.account, now, s, pool.sessions.count_for(s.email, now), clients) for s in states
         ],
     }

@@ -7,10 +7,10 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol as TypingProtocol
+from typing import Any, Callable, Protocol as TypingProtocol
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError as TxTimeoutError
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.protocol import Protocol
@@ -103,7 +103,7 @@ class UpstreamClient:
 
     observer: RequestObserver = NULL_OBSERVER  # metrics hooks (gateway.observe); set by assembly
 
-    def __init__(self, routes: AgentRoutes, hosts: tuple[str, ...], user_agent: str, response_timeout: float,
+    def __init__(self, routes: AgentRoutes, hosts: tuple[str, ...], user_agent: str | Callable[[], str], response_timeout: float,
                  reactor: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -112,21 +112,24 @@ class UpstreamClient:
         self._routes = routes
         self._reactor = reactor
         self.hosts = hosts  # may be replaced at run time (tests do): per-host state is keyed by the host
+        #: A string, or a callable read per call (the live client version: ``ClientVersion.user_agent``).
         self.user_agent = user_agent
         self.response_timeout = response_timeout
-        self._templates: dict[str, Headers] = {}
+        self._templates: dict[str, tuple[str, Headers]] = {}
 
     def _headers(self, host: str, token: str) -> Headers:
         """The request headers for ``host``: a per-host template (with ``Host``, so the Agent
         need not copy them again) plus this call's token."""
-        template = self._templates.get(host)
-        if template is None:
-            template = self._templates[host] = Headers({
+        agent = self.user_agent() if callable(self.user_agent) else self.user_agent
+        cached = self._templates.get(host)
+        if cached is None or cached[0] != agent:
+            cached = self._templates[host] = (agent, Headers({
                 b"Host": [_host_value(host)],
                 b"Content-Type": [b"application/json"],
-                b"User-Agent": [self.user_agent.encode()],
+                b"User-Agent": [agent.encode()],
                 b"Accept-Encoding": [b"identity"],
-            })
+            }))
+        template = cached[1]
         headers = template.copy()
         headers.setRawHeaders(b"Authorization", [b"Bearer " + token.encode()])
         return headers
@@ -152,11 +155,15 @@ class UpstreamClient:
             try:
                 try:
                     response = await self._send(agent, verb, url, headers, payload)
-                except ResponseNeverReceived:
+                except ResponseNeverReceived as e:
+                    if _cancelled(e):
+                        raise CancelledError() from None  # our caller gave up (or shut down): no resend
                     # A pooled connection the server had closed: the request never
                     # reached it, so sending it once more is safe (TWISTED.md).
                     response = await self._send(agent, verb, url, headers, payload)
             except CONNECTION_ERRORS as e:
+                if _cancelled(e):
+                    raise CancelledError() from None
                 last_error = Failure(e)
                 observer.upstream_body(observer.now() - started)
                 if index != last:
@@ -181,9 +188,18 @@ class UpstreamClient:
         def settled(result: Any) -> Any:
             if timer.active():
                 timer.cancel()
+            elif isinstance(result, Failure) and timer.called:
+                # Our own deadline cancelled it: a timeout (next host), not a caller's cancel.
+                return Failure(TxTimeoutError(f"no response headers within {self.response_timeout:g}s"))
             return result
 
         return d.addBoth(settled)
+
+
+def _cancelled(error: Exception) -> bool:
+    """A failed request whose cause is a cancellation (``ResponseNeverReceived([CancelledError])``)."""
+    reasons = getattr(error, "reasons", None) or []
+    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
 
 
 def _host_value(base_url: str) -> bytes:

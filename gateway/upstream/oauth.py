@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from gateway.pool.account import Account
 from gateway.pool.pool import AccountPool
 from gateway.upstream.client import CONNECTION_ERRORS
+from gateway.upstream.oauth_clients import OAuthClient, OAuthClients, UnknownClient
 from gateway.upstream.singleflight import SingleFlight
 
 
@@ -36,8 +37,8 @@ class Grant:
     refresh_token: str | None = None
 
 
-def parse_token_answer(status: int, body: bytes) -> Grant:
-    """Token endpoint answer -> Grant, or the exception saying what went wrong."""
+def parse_token_answer(status: int, body: bytes, client: str | None = None) -> Grant:
+    """Token endpoint answer -> Grant, or the exception saying what went wrong (``client``: its name, for the message)."""
     try:
         document: Any = json.loads(body)
     except ValueError:
@@ -51,7 +52,12 @@ def parse_token_answer(status: int, body: bytes) -> Grant:
         if code == "invalid_grant":
             raise InvalidGrant(f"refresh token rejected (invalid_grant: {description or 'revoked or expired'})")
         if code in ("invalid_client", "unauthorized_client"):
-            raise InvalidGrant(f"OAuth client rejected ({code}): check [upstream] client_id/client_secret")
+            named = f" {client!r}" if client else ""
+            raise InvalidGrant(
+                f"OAuth client{named} rejected ({code}): a refresh token works only with the client that issued it; "
+                "set the account's oauth_client to that client (accounts import/add --client NAME), "
+                "or check [upstream.oauth_clients] / client_id / client_secret"
+            )
         raise TokenEndpointError(f"token endpoint answered HTTP {status} {code} {description}".strip())
     token = document.get("access_token")
     if not isinstance(token, str) or not token:
@@ -82,11 +88,12 @@ class TokenEndpoint:
         self._client_secret = client_secret
         self._timeout = timeout
 
-    async def refresh(self, refresh_token: str) -> Grant:
+    async def refresh(self, refresh_token: str, client: OAuthClient | None = None) -> Grant:
+        """One refresh with ``client`` (the account's; None: the endpoint's own credentials)."""
         form = urlencode(
             {
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
+                "client_id": client.client_id if client is not None else self._client_id,
+                "client_secret": client.client_secret if client is not None else self._client_secret,
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,
             }
@@ -101,14 +108,19 @@ class TokenEndpoint:
             body = await response.content()
         except CONNECTION_ERRORS as e:
             raise TokenEndpointError(f"token endpoint unreachable ({type(e).__name__})") from None
-        return parse_token_answer(response.code, body)
+        return parse_token_answer(response.code, body, client.name if client is not None else None)
 
 
 class AccessTokens:
     """Hands out valid access tokens; concurrent callers share one refresh."""
 
-    def __init__(self, pool: AccountPool, endpoint: TokenEndpoint, clock: Callable[[], float], margin: float) -> None:
+    def __init__(
+        self, pool: AccountPool, endpoint: TokenEndpoint, clock: Callable[[], float], margin: float,
+        clients: OAuthClients | None = None,
+    ) -> None:
         self._pool = pool
+        #: Each account refreshes with its own OAuth client (None: the endpoint's credentials for all).
+        self.clients = clients
         self._endpoint = endpoint
         self._clock = clock
         self._margin = margin
@@ -137,8 +149,15 @@ class AccessTokens:
         if account is None:
             raise KeyError(email)
         self.refreshes += 1
+        client = None
+        if self.clients is not None:
+            try:
+                client = self.clients.for_account(account)
+            except UnknownClient as e:
+                self._pool.disable(email, f"{e}: fix the account's oauth_client or add [upstream.oauth_clients.NAME]")
+                raise InvalidGrant(str(e)) from None
         try:
-            grant = await self._endpoint.refresh(account.refresh_token)
+            grant = await self._endpoint.refresh(account.refresh_token, client)
         except InvalidGrant as e:
             self._pool.disable(email, str(e))
             raise

@@ -8,17 +8,24 @@ pure helpers at the top; the class only sequences calls.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 
+from twisted.logger import Logger
+
+from gateway.pool.account import Account, Credits
 from gateway.pool.pool import AccountPool
+from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client_reason
 from gateway.upstream.client import UpstreamClient, read_body
 from gateway.upstream.singleflight import SingleFlight
 
+log = Logger()
+
+UNSUPPORTED_CLIENT = "UNSUPPORTED_CLIENT"
 METADATA = {"ideType": "ANTIGRAVITY", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
 
 
@@ -75,12 +82,42 @@ class Discovery:
     tier: str
     ineligible: str | None
     current: str | None = None
+    #: ``paidTier.availableCredits`` (AI credits).
+    credits: tuple[Credits, ...] = ()
+    #: Cloud Code refuses the OAuth client this account's token came from (UNSUPPORTED_CLIENT).
+    unsupported_client: bool = False
 
 
 def _tier_id(value: Any) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
         return value["id"]
     return None
+
+
+def _amount(value: Any) -> float | None:
+    """An int64 credit amount: proto3 JSON writes it as a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def read_credits(answer: dict[str, Any]) -> tuple[Credits, ...]:
+    """``paidTier.availableCredits[]`` ({creditType, creditAmount, minimumCreditAmountForUsage})."""
+    paid = answer.get("paidTier")
+    entries = paid.get("availableCredits") if isinstance(paid, dict) else None
+    out = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("creditType"), str):
+            continue
+        amount = _amount(entry.get("creditAmount"))
+        if amount is not None:
+            out.append(Credits(entry["creditType"], amount, _amount(entry.get("minimumCreditAmountForUsage")) or 0.0))
+    return tuple(out)
 
 
 def read_load_answer(answer: dict[str, Any]) -> Discovery:
@@ -90,7 +127,11 @@ def read_load_answer(answer: dict[str, Any]) -> Discovery:
     paid = _tier_id(answer.get("paidTier"))
     if tier and paid and paid != tier:
         tier = f"{tier}/{paid}"
-    return Discovery(project if current or project else None, default_tier(answer), ineligible_reason(answer), tier)
+    unsupported = any(
+        isinstance(t, dict) and t.get("reasonCode") == UNSUPPORTED_CLIENT for t in answer.get("ineligibleTiers") or []
+    )
+    return Discovery(project if current or project else None, default_tier(answer), ineligible_reason(answer), tier,
+                     read_credits(answer), unsupported)
 
 
 class ProjectResolver:
@@ -108,6 +149,14 @@ class ProjectResolver:
         self._poll_interval = poll_interval
         self._max_polls = max_polls
         self._discovering: SingleFlight[str] = SingleFlight()
+        #: The OAuth client name an account uses, for the operator's messages (assembly sets the pool's table).
+        self.client_name: Callable[[Account], str] = lambda account: account.oauth_client or "default"
+        #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
+        self.label: Callable[[str], Any] = lambda email: email
+
+    def stop(self) -> None:
+        """Cancel discoveries in flight (shutdown): a quota poll that is cancelled only gives up its wait."""
+        self._discovering.stop()
 
     def project_for(self, email: str, token: str, force: bool = False) -> Deferred[str]:
         """The account's project: stored, else discovered once (``force``: ask again, e.g. for the tier)."""
@@ -122,6 +171,13 @@ class ProjectResolver:
         answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)
         found = read_load_answer(answer)
         stored = self._pool.get(email)
+        if found.unsupported_client and stored is not None:
+            reason = unsupported_client_reason(email, self.client_name(stored))
+            who = self.label(email)
+            log.warn("account {email} taken out of rotation: {reason}", email=who,
+                     reason=unsupported_client_reason(str(who or "EMAIL"), self.client_name(stored)))
+            self._pool.disable(email, reason)
+            raise AccountIneligible(UNSUPPORTED_CLIENT_FOR_CLIENTS)
         project = found.project or (stored.project_id if stored is not None else None)
         if project is None:
             if found.ineligible and not answer.get("allowedTiers"):
@@ -133,7 +189,7 @@ class ProjectResolver:
             self._pool.disable(email, f"no Cloud Code project: {reason}")
             raise AccountIneligible(reason)
         tier = found.current or found.tier
-        self._pool.modify(email, lambda a: attrs.evolve(a, project_id=project, tier=tier, ineligible=found.ineligible))
+        self._pool.modify(email, lambda a: attrs.evolve(a, project_id=project, tier=tier, ineligible=found.ineligible, credits=found.credits))
         return project
 
     async def _onboard(self, tier: str, token: str) -> str | None:

@@ -9,6 +9,8 @@ limits upstream reports. Sequencing only: parsing is ``pool.health``'s.
 from __future__ import annotations
 
 import json
+
+import attrs
 from typing import Any, Callable, Iterable
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
@@ -21,7 +23,8 @@ from gateway.pool.pool import AccountPool
 from gateway.protocol import models
 from gateway.protocol.catalogue import Catalogue, catalogue_from_answer
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import UpstreamClient, read_body
+from gateway.upstream import quota_windows
+from gateway.upstream.client import UpstreamClient, UpstreamUnreachable, read_body
 from gateway.upstream.singleflight import SingleFlight
 
 log = Logger()
@@ -61,6 +64,10 @@ class QuotaPoller:
         self._loop: LoopingCall | None = None
         #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
         self.label: Callable[[str], Any] = lambda email: email
+        #: Each poll also re-reads loadCodeAssist (tier, credits, UNSUPPORTED_CLIENT) ...
+        self.account_info = True
+        #: ... and retrieveUserQuotaSummary (the 5-hour and weekly windows).
+        self.windows = True
 
     def _now(self) -> float:
         return float(self._reactor.seconds())
@@ -73,7 +80,9 @@ class QuotaPoller:
 
     async def _poll(self, email: str) -> dict[str, Any]:
         token = await self._tokens.token_for(email)
-        project = await self._projects.project_for(email, token)
+        # loadCodeAssist again, not only the stored project: tier, credits and a retired
+        # OAuth client (UNSUPPORTED_CLIENT) change while the project stays.
+        project = await self._projects.project_for(email, token, force=self.account_info)
         answer = await self._fetch(project, token)
         if answer.code == 401:
             await read_body(answer.response)
@@ -90,7 +99,24 @@ class QuotaPoller:
             raise QuotaPollFailed("fetchAvailableModels answered something other than an object")
         self.latest[email] = (self._now(), document)
         self._pool.record_quota(email, health.quota_from_upstream(document))
+        if self.windows:
+            await self._windows(email, project, token)
         return document
+
+    async def _windows(self, email: str, project: str, token: str) -> None:
+        """``retrieveUserQuotaSummary`` (5-hour and weekly windows); a failure keeps the last ones."""
+        try:
+            answer = await self._client.call("retrieveUserQuotaSummary", json.dumps({"project": project}).encode(), token)
+            body = await read_body(answer.response)
+            document = json.loads(body) if answer.code == 200 else None
+        except (UpstreamUnreachable, ValueError) as e:
+            log.debug("quota summary for {email} failed: {why}", email=self.label(email), why=str(e))
+            return
+        if not isinstance(document, dict):
+            log.debug("quota summary for {email} answered HTTP {code}", email=self.label(email), code=answer.code)
+            return
+        windows = quota_windows.read(document)
+        self._pool.modify(email, lambda a: attrs.evolve(a, quota_windows=windows))
 
     def _fetch(self, project: str, token: str) -> Any:
         return Deferred.fromCoroutine(self._client.call("fetchAvailableModels", json.dumps({"project": project}).encode(), token))

@@ -49,6 +49,9 @@ class AdminResource(Resource):
         self.clock = clock
         self.auth_mode = auth_mode
         self.policy = policy
+        #: The live client version and the OAuth client table (set by assembly), for the view.
+        self.version: Any = None
+        self.clients: Any = None
 
     def render(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", JSON)
@@ -69,7 +72,10 @@ class AdminResource(Resource):
             request.setHeader(b"Allow", b"GET, HEAD")
             return error_body(405, "Only GET is allowed on /admin/accounts.", "NOT_FOUND")
         self.pool.maybe_reload()
-        return json.dumps(pool_view(self.pool, self.clock(), self.policy), indent=1).encode()
+        view = pool_view(self.pool, self.clock(), self.policy, clients=self.clients)
+        if self.version is not None:
+            view["client_version"] = self.version.view()
+        return json.dumps(view, indent=1).encode()
 
 
 class AdminDispatch(Resource):

@@ -196,7 +196,7 @@ class GatewayApp:
         if sse:
             request.setHeader(b"Cache-Control", b"no-cache")
             request.setHeader(b"X-Accel-Buffering", b"no")
-        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout, refusal=self.forwarder.stream_refusal)
         forwarded.upstream.response.deliverBody(relay)
         await relay.done
 

@@ -392,7 +392,7 @@ class CompatApp:
         request.setHeader(b"Content-Type", fmt.content_type)
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"X-Accel-Buffering", b"no")
-        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout)
+        relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout, refusal=self.forwarder.stream_refusal)
         pinger: LoopingCall | None = None
         if ping:
             gone: list[bool] = [False]

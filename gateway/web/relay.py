@@ -54,12 +54,15 @@ class StreamRelay(Protocol):
         reactor: IReactorTime,
         idle_timeout: float,
         on_event: Callable[[bytes], None] | None = None,
+        refusal: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.request = request
         self.fmt = fmt
         self.reactor = reactor
         self.idle_timeout = idle_timeout
         self.on_event = on_event
+        #: Reads the first event: a GatewayError when upstream refused inside a 200 stream (an old client version).
+        self.refusal = refusal
         self.parser = SSEParser()
         self.done: Deferred[None] = Deferred(self._cancel)
         self.events = 0
@@ -108,6 +111,13 @@ class StreamRelay(Protocol):
     def _emit(self, payload: bytes) -> None:
         if self._failed or self._client_gone:
             return
+        if self.events == 0 and self.refusal is not None:
+            error = self.refusal(payload)
+            if error is not None:
+                if not getattr(self.request, "startedWriting", True):
+                    self.request.setResponseCode(error.code)
+                self._fail(error.code, error.message)
+                return
         try:
             out = self.fmt.event(payload)
         except ValueError:

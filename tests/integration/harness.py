@@ -143,8 +143,8 @@ def start_stack(
         "upstream",
         hosts=tuple(emulator.host_url(h) if h else emulator.url for h in hosts),
         token_url=emulator.token_url,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
+        # No client_id: accounts refresh with the built-in default client (antigravity), which the emulator knows.
+        version_url=emulator.url + "/manifest/latest-arm64-mac.yml",
     )
     gateway_settings = config.override(gateway_settings, "accounts", path=str(store))
     for section, changes in settings.items():

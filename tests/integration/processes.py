@@ -170,6 +170,7 @@ def gateway_toml(listen: str, emulator_url: str, store: Path, extra: str = "", s
         f'hosts = ["{emulator_url}"]\n'
         f'token_url = "{emulator_url}/token"\n'
         f'client_id = "{CLIENT_ID}"\nclient_secret = "{CLIENT_SECRET}"\n'
+        f'version_url = "{emulator_url}/manifest/latest-arm64-mac.yml"\n'
         + upstream
         + "[accounts]\n"
         f'path = "{store}"\n'

@@ -46,6 +46,7 @@ def write_config(tmp_path: Path, emulator: RunningEmulator) -> Path:
         f'userinfo_url = "{emulator.userinfo_url}"\n'
         f'client_id = "{CLIENT_ID}"\n'
         f'client_secret = "{CLIENT_SECRET}"\n'
+        f'version_url = "{emulator.url}/manifest/latest-arm64-mac.yml"\n'
         "[accounts]\n"
         'path = "accounts.json"\n'
     )

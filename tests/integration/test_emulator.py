@@ -102,7 +102,7 @@ async def call(
     content_type: str = "application/json",
     raw: bytes | None = None,
 ) -> tuple[int, Any, Any]:
-    headers = {"Content-Type": content_type, "User-Agent": "antigravity/1.11.9 linux/amd64"}
+    headers = {"Content-Type": content_type, "User-Agent": "antigravity/hub/2.9.1 darwin/arm64"}
     if token is not None:
         headers["Authorization"] = "Bearer " + token
     response = await http.post(f"{base}/v1internal:{method}{query}", raw if raw is not None else json.dumps(body).encode(), headers=headers)

@@ -184,10 +184,10 @@ async def test_restart_keeps_cooldowns_and_disable_reasons(tmp_path: Path) -> No
         await treq.content(response)
         assert calls(stack) == []  # user0 still cools for pro (quota), user1 too (a long per-model rate limit)
         await ok(await stack.post(FLASH, ask()))
-        # the stored access token means nothing to the new upstream: it was refreshed (after a 401)
-        # while the live catalogue was fetched, so the generate call itself succeeds at once
-        assert [c["status"] for c in calls(stack)] == [200]
-        assert 401 in [c["status"] for c in stack.emulator.state.requests("fetchAvailableModels")]
+        # the stored access token means nothing to the new upstream: refreshed after a 401 (while
+        # the live catalogue was fetched, or on this call), the request stays on the same account
+        flash = calls(stack)
+        assert [c["status"] for c in flash] in ([200], [401, 200])
 
 
 @pytest_twisted.ensureDeferred

@@ -28,7 +28,8 @@ async def running(tmp_path: Path, emulator: Any, **sections: dict[str, Any]) -> 
     store = tmp_path / "accounts.json"
     store.write_text(json.dumps({"accounts": [{"email": a.email, "refresh_token": a.refresh_token} for a in accounts(1)]}))
     settings = config.override(Settings(), "upstream", hosts=(emulator.url,), token_url=emulator.token_url,
-                               client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+                               client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                               version_url=emulator.url + "/manifest/latest-arm64-mac.yml")
     settings = config.override(settings, "accounts", path=str(store))
     settings = config.override(settings, "server", listen=("tcp:0:interface=127.0.0.1",))
     for section, changes in sections.items():

@@ -41,7 +41,7 @@ def test_list_shows_state_project_tier_and_quota_per_model(capsys: pytest.Captur
     code, out, _ = run(capsys, store, "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["EMAIL", "STATE", "PROJECT", "TIER"]
+    assert lines[0].split() == ["EMAIL", "STATE", "PROJECT", "TIER", "CLIENT"]
     [cool] = [line for line in lines if line.startswith("cool@x.com")]
     assert "cooling until" in cool and "(in 10m)" in cool and "p-c" in cool and "free-tier" in cool
     assert any(line.startswith("quota@x.com") and " active " in line and "standard-tier/g1-pro-tier" in line for line in lines)
@@ -114,7 +114,7 @@ def test_import_an_antigravity_manager_directory_twice(capsys: pytest.CaptureFix
     store.put(health.cool_model(Account("one@gmail.com", "1//old"), "m", 1e12, "q", 0))
     code, out, _ = run(capsys, store, "import", str(manager_dir(tmp_path)))
     assert code == 0
-    assert "updated one@gmail.com" in out and "added two@gmail.com (disabled:" in out and "client_id" in out
+    assert "updated one@gmail.com" in out and "added two@gmail.com (disabled:" in out and "[OAuth client antigravity]" in out
     stored = {a.email: a for a in store.load()}
     assert stored["one@gmail.com"].refresh_token == "1//refresh-1" and stored["one@gmail.com"].model_cooldowns  # learned state kept
     assert stored["two@gmail.com"].disabled and stored["two@gmail.com"].project_id == "bright-project-2"

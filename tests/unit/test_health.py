@@ -136,3 +136,12 @@ def test_a_validation_rest_keeps_the_account_enabled_and_its_link_until_it_ends(
     assert not rested.disabled and rested.validation_url == url
     assert health.status(rested, NOW).state == "cooling"
     assert health.prune(rested, NOW + 601).validation_url is None
+
+
+def test_an_exhausted_quota_snapshot_does_not_block_an_account_that_may_spend_credits() -> None:
+    rich = Account.from_json({"email": "r@x.com", "refresh_token": "rt", "credits": [{"type": "GOOGLE_ONE_AI", "amount": 500, "minimum": 50}]}, "t")
+    empty = health.with_quota(rich, {"m": ModelQuota(0.0, NOW + 3600)}, NOW)
+    assert health.blocked_until(empty, "m", NOW) == NOW + 3600
+    assert health.blocked_until(empty, "m", NOW, spend_credits=True) == 0.0
+    cooled = health.cool_model(empty, "m", NOW + 60, "credits refused", NOW)
+    assert health.blocked_until(cooled, "m", NOW, spend_credits=True) == NOW + 60  # a refusal still rests it
