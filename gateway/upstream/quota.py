@@ -34,6 +34,8 @@ log = Logger()
 MAX_TICK = 60.0
 #: ``poll_soon`` (after a quota error) polls an account at most this often.
 SOON_SPACING = 10.0
+#: ``PoolCatalogue.invalidate`` (after a 404 for a listed model) refetches at most this often.
+FORCED_REFRESH_SPACING = 10.0
 
 
 class QuotaPollFailed(Exception):
@@ -210,13 +212,22 @@ class PoolCatalogue:
         self._snapshot: Catalogue | None = None
         self._fetched = 0.0
         self._force = False
+        self._forced_at = float("-inf")
 
     def current(self) -> Catalogue | None:
         """The last snapshot, without waiting (None before the first fetch)."""
         return self._snapshot
 
     def invalidate(self) -> None:
-        """Forget the cache (every account's answer too): upstream just said a model it listed is gone."""
+        """Forget the cache (every account's answer too): upstream just said a model it listed is gone.
+
+        At most once every ``FORCED_REFRESH_SPACING`` seconds, so 404s for another
+        reason cannot make every request poll every account.
+        """
+        now = self._clock()
+        if now - self._forced_at < FORCED_REFRESH_SPACING:
+            return
+        self._forced_at = now
         self._fetched = float("-inf")
         self._force = True
 
