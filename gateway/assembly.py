@@ -33,6 +33,7 @@ from gateway.web.compat_routes import CompatApp, CompatDispatch, ShapedAuth
 from gateway.web.site import GatewaySite
 from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
+from gateway.web.dashboard import AdminFront, Dashboard
 from gateway.web.front import CORSResource, Router
 
 
@@ -47,14 +48,19 @@ class Gateway:
     quota: QuotaPoller | None = None
     ops: Operations | None = None
     version: ClientVersion | None = None
+    team: Any = None
 
     def close(self) -> Deferred[Any]:
-        """Stop quota polling and close idle upstream connections (the last step of a shutdown)."""
+        """Stop quota polling, write the last usage rows, close idle upstream connections (the last step of a shutdown)."""
         if self.quota is not None:
             self.quota.stop()
         self.forwarder.projects.stop()  # loadCodeAssist a cancelled poll was waiting for
         if self.version is not None:
             self.version.stop()
+        if self.team is not None:
+            d = self.team.close()
+            d.addBoth(lambda _: self.http_pool.closeCachedConnections())
+            return d
         return self.http_pool.closeCachedConnections()
 
 
@@ -107,11 +113,45 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
-    root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)
+    team = attach_team(settings, reactor, ops, forwarder)
+    dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, version.user_agent)
+    root = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
     quota.label = ops.observer.label
     quota.start()
     version.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, version)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, version, team)
+
+
+def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Forwarder) -> Any:
+    """Per-key limits on the forwarder and the usage feed on the observer (gateway.team)."""
+    from gateway.config import ConfigError
+    from gateway.team.service import Team, team_for
+    from gateway.team.sqlite_store import SQLiteStore, StoreProblem
+
+    try:
+        team = team_for(settings)
+    except StoreProblem as e:
+        if settings.auth.strategy == "keys" or settings.team.admin_key:
+            raise ConfigError("team.store", f"{e}; set [team] store to a writable path") from None
+        # Nobody asked for keys or the dashboard: serve without usage recording rather than not at all.
+        from twisted.logger import Logger
+
+        Logger(namespace="antigravity_gateway.team").warn("usage is not recorded: {why}", why=str(e))
+        team = Team(SQLiteStore(":memory:"))
+        settings = config_without_usage(settings)
+    team.clock = reactor.seconds
+    team.metrics = ops.metrics
+    team.load_keys()
+    forwarder.gate = team.gate
+    ops.observer.sinks.append(team.finished)
+    team.start(reactor, settings)
+    return team
+
+
+def config_without_usage(settings: Settings) -> Settings:
+    from gateway.config import override
+
+    return override(settings, "team", record_usage=False)

@@ -551,6 +551,10 @@ def parser() -> argparse.ArgumentParser:
     refresh = actions.add_parser("refresh", parents=[common], help="new access tokens, project and tier, quota (all enabled accounts, or those named)")
     refresh.add_argument("emails", nargs="*", metavar="EMAIL")
     refresh.set_defaults(run=cmd_refresh)
+
+    from gateway.team.cli import add_parsers
+
+    add_parsers(commands, common)  # keys …, usage
     return top
 
 

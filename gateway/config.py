@@ -143,6 +143,19 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """Per-person keys, usage recording and the dashboard (docs/team.md)."""
+
+    store: str = ""  # "": team.sqlite3 beside [accounts] path
+    admin_key: str = ""  # the dashboard's and the admin API's key ("": dashboard off)
+    record_usage: bool = True
+    retention_days: float = 90.0
+    flush_seconds: float = 1.0
+    batch_size: int = 200
+    keys_poll_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -151,12 +164,15 @@ class Settings:
     models: ModelsSettings = field(default_factory=ModelsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    team: TeamSettings = field(default_factory=TeamSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
         """``auto`` resolved: off when every listener is loopback, else all_except_health."""
         if self.auth.mode != "auto":
             return self.auth.mode
+        if self.auth.strategy == "keys":  # per-person keys are pointless without asking for one
+            return "all_except_health"
         return "off" if all(is_loopback_endpoint(e) for e in self.server.listen) else "all_except_health"
 
 
@@ -417,6 +433,15 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
     "logging": {"account_label": _account_label, "format": _log_format},
+    "team": {
+        "store": _string,
+        "admin_key": _string,
+        "record_usage": _bool,
+        "retention_days": _non_negative_float,
+        "flush_seconds": _positive_float,
+        "batch_size": _positive_int,
+        "keys_poll_seconds": _positive_float,
+    },
 }
 
 _SECTION_TYPES = {
@@ -427,6 +452,7 @@ _SECTION_TYPES = {
     "models": ModelsSettings,
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
+    "team": TeamSettings,
 }
 
 
@@ -461,6 +487,11 @@ def parse(document: Mapping[str, Any], source: str | None = None, base: Settings
         if source and not os.path.isabs(path):
             path = os.path.join(os.path.dirname(os.path.abspath(source)), path)
         sections["accounts"] = replace(sections["accounts"], path=path)
+    if "team" in sections and sections["team"].store:
+        path = os.path.expanduser(sections["team"].store)
+        if source and not os.path.isabs(path):
+            path = os.path.join(os.path.dirname(os.path.abspath(source)), path)
+        sections["team"] = replace(sections["team"], store=path)
     return replace(settings, source=source or settings.source, **sections)
 
 

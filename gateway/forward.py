@@ -104,6 +104,8 @@ class Forwarder:
     version: Any = None
     #: ``[upstream] use_credits``: "never" or "when_quota_exhausted".
     use_credits: str = "never"
+    #: Per-key limits (``gateway.team.service.Team.gate``): raises before any account is taken.
+    gate: Callable[[str | None], None] | None = None
 
     def __init__(
         self,
@@ -158,6 +160,8 @@ class Forwarder:
         when the client sent one, else by the envelope's session id (a hash of
         the system instruction and the first user turn).
         """
+        if self.gate is not None:
+            self.gate(model)
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
         live = self.catalogue.current() if self.catalogue is not None else None
@@ -180,6 +184,8 @@ class Forwarder:
 
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
         """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
+        if self.gate is not None:
+            self.gate(model)
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
         return await self._attempts(
             model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None

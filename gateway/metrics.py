@@ -73,6 +73,16 @@ class Metrics:
             PREFIX + "rejected_requests", "Requests refused before routing (limits, slow clients), by HTTP status.",
             ["status"], registry=r,
         )
+        self.key_requests = Counter(
+            PREFIX + "key_requests", "Requests answered per client key name ([auth] strategy keys), by HTTP status.",
+            ["key", "status"], registry=r,
+        )
+        self.key_tokens = Counter(
+            PREFIX + "key_tokens", "Tokens reported by upstream usageMetadata, per client key name and kind.", ["key", "kind"], registry=r,
+        )
+        self.key_refusals = Counter(
+            PREFIX + "key_refusals", "Requests a key's limits refused before upstream, by key name and reason.", ["key", "reason"], registry=r,
+        )
         self.reloads = Counter(PREFIX + "reloads", "SIGHUP reloads, by result (ok, refused).", ["result"], registry=r)
         if accounts is not None:
             r.register(_AccountStates(accounts))

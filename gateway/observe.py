@@ -31,7 +31,7 @@ log = Logger(namespace="antigravity_gateway")
 
 REQUEST_FORMAT = (
     "{method} {route} {status} {latency_ms}ms id={request_id} model={model} mapped={mapped_model} "
-    "account={account} attempts={attempts} tokens={prompt_tokens}/{candidates_tokens} client={client}"
+    "account={account} attempts={attempts} tokens={prompt_tokens}/{candidates_tokens} client={client} key={key}"
 )
 GENERATING_ROUTES = frozenset({"generateContent", "streamGenerateContent", "chat.completions", "messages", "responses"})
 _VERSIONED = re.compile(r"^/(?:v1beta|v1|v1alpha)/(.*)$")
@@ -135,6 +135,17 @@ def _rendered(template: str, fields: dict[str, Any]) -> str:
     return template.format(**fields).replace("{", "{{").replace("}", "}}")
 
 
+def note_usage(observation: "Observation | None", document: Any) -> None:
+    """Record the ``usageMetadata`` of an upstream answer (the compat doors, whose clients never see it)."""
+    if observation is None or not isinstance(document, dict):
+        return
+    usage = document.get("usageMetadata")
+    if isinstance(usage, dict):
+        found = {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
+        if found:
+            observation.usage = found
+
+
 def usage_from(data: bytes) -> dict[str, int] | None:
     """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
     at = data.rfind(b'"usageMetadata"')
@@ -172,6 +183,7 @@ class Observation:
     stream: bool = False
     status: int | None = None
     done: bool = False
+    key: str | None = None  # the name of the client's key (the ``keys`` strategy), never the key
 
     @property
     def wants_usage(self) -> bool:
@@ -242,6 +254,8 @@ class GatewayObserver(RequestObserver):
         self.account_label = account_label
         #: Runs the log event once the response bytes have gone out (None: at once).
         self.after_flush = after_flush
+        #: Called with (observation, status) for every finished request (the usage recorder).
+        self.sinks: list[Callable[[Observation, int], None]] = []
 
     def now(self) -> float:
         return self.clock()
@@ -279,6 +293,16 @@ class GatewayObserver(RequestObserver):
         for key, _, kind in USAGE_FIELDS:
             if kind is not None and usage.get(key):
                 child(m.tokens, label, kind).inc(usage[key])
+        if observation.key is not None:
+            child(m.key_requests, observation.key, str(status)).inc()
+            for key, _, kind in USAGE_FIELDS:
+                if kind is not None and usage.get(key):
+                    child(m.key_tokens, observation.key, kind).inc(usage[key])
+        for sink in self.sinks:
+            try:
+                sink(observation, status)
+            except Exception:  # accounting must never break answering
+                log.failure("usage sink failed")
         if self.after_flush is None:
             self._log(observation, status, latency, overhead)
         else:
@@ -370,6 +394,7 @@ class GatewayObserver(RequestObserver):
             overhead_ms=round(overhead * 1000, 2),
             stream=obs.stream,
             client=obs.client,
+            key=obs.key,
         )
         level = LogLevel.warn if status >= 500 else LogLevel.info
         request_log.emit(level, _rendered(REQUEST_FORMAT, fields), **fields)

@@ -12,13 +12,16 @@ from typing import Any, Iterable, Mapping, Sequence
 from gateway import __version__
 
 
-def client_version(settings: Any) -> str:
+def client_version(settings: Any, version: Any = None) -> str:
     """The client identity sent upstream (User-Agent); the one place to read it for display.
 
-    Today the ``[upstream] user_agent`` setting; a live client-version service
-    can take its place here without touching the summary.
+    ``version`` is the live ``gateway.upstream.version.ClientVersion`` when the
+    gateway runs one; without it, the ``[upstream] user_agent`` setting.
     """
-    return str(settings.upstream.user_agent)
+    if version is None:
+        return str(settings.upstream.user_agent)
+    source = f"manifest {version.fetched}" if version.fetched else f"floor {version.floor}, manifest not read yet"
+    return f"{version.user_agent()} ({source})"
 
 
 def account_reason(account: Any, now: float) -> str | None:

@@ -249,7 +249,7 @@ class GatewayService(Service):
             auth=startup.auth_text(mode, len(s.auth.keys), s.auth.strategy),
             store=pool.backend.describe(),
             accounts=startup.accounts_lines(accounts, reactor.seconds(), accounts_command()),
-            client=startup.client_version(s),
+            client=startup.client_version(s, getattr(self.gateway, "version", None)),
             plugins={"backend": s.accounts.backend, "selection": s.accounts.selection, "mapper": s.models.mapper,
                      "auth": s.auth.strategy if mode != "off" else "off"},
             config_source=s.source,

@@ -379,7 +379,9 @@ class Emulator:
     def _m_generateContent(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
         env, spec, req, prompt = self._generation(obj, account, request)
         answer = plan_answer(req, spec, env["requestId"], self.state.settings.stream_events)
-        return self._json(request, 200, generate_body(answer, spec, prompt, env["requestId"]), entry)
+        body = generate_body(answer, spec, prompt, env["requestId"])
+        self.state.stats.answered(body["response"]["usageMetadata"])
+        return self._json(request, 200, body, entry)
 
     async def _stream(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any], fault: Fault | None) -> None:
         """SSE events with ``event_delay`` between them; stops when the client leaves."""
@@ -401,6 +403,8 @@ class Emulator:
         limit = min(fault.after_events, len(events)) if action and fault is not None else len(events)
         if action == "empty":
             events, limit = [{"response": {"responseId": env["requestId"]}, "traceId": env["requestId"]}], 1
+        if action != "empty" and limit == len(events):  # the final event (the one with usageMetadata) will be sent
+            self.state.stats.answered(events[-1]["response"].get("usageMetadata") or {})
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-cache")

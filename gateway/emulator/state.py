@@ -414,6 +414,13 @@ class Stats:
     max_open_streams: int = 0
     stream_events: int = 0
     disconnects: int = 0
+    #: usageMetadata answered, summed by field (what Google would bill): the truth for usage accounting tests.
+    answered_usage: dict[str, int] = field(default_factory=dict)
+
+    def answered(self, usage: dict[str, Any]) -> None:
+        for name, value in usage.items():
+            if isinstance(value, int):
+                self.answered_usage[name] = self.answered_usage.get(name, 0) + value
 
     def count(self, method: str, host: str | None) -> None:
         self.requests[method] = self.requests.get(method, 0) + 1

@@ -60,9 +60,14 @@ def is_anthropic(request: IRequest) -> bool:
     return request.path in ANTHROPIC_PATHS
 
 
-def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None) -> bytes:
-    """Set the status and headers of ``request`` and return the error body for its door."""
-    if is_anthropic(request):
+def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None, *, own: bool = False) -> bytes:
+    """Set the status and headers of ``request`` and return the error body for its door.
+
+    ``own``: the gateway's own refusal (a key's limits), answered with its real
+    status even where an upstream 403 would be turned into a 503."""
+    if is_anthropic(request) and own:
+        status, body = code, {"type": "error", "error": {"type": anthropic_response.ERROR_TYPES.get(code, "invalid_request_error"), "message": message}}
+    elif is_anthropic(request):
         status, body = anthropic_response.shaped_error(code, message)
     else:
         status, body = code, openai_response.error_dict(code, message)
@@ -226,6 +231,7 @@ class CompatStreamFormat:
         if self.refused:
             return b""
         document, error = read_stream_event(payload)
+        observe.note_usage(getattr(self.request, "observation", None), document)
         if error is not None:
             return self.error(*error)
         return self._wrote(self.translator.response(document))
@@ -283,7 +289,7 @@ class CompatApp:
     @app.handle_errors(GatewayError)
     def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
         error: GatewayError = failure.value
-        return shaped_error(request, error.code, error.message, error.headers)
+        return shaped_error(request, error.code, error.message, error.headers, own=type(error).__name__ == "KeyRefused")
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -384,7 +390,9 @@ class CompatApp:
     async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
         forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))
         raw = await read_body(forwarded.upstream.response, limit=1 << 40)
-        return envelope.unwrap(_loads(raw))
+        document = envelope.unwrap(_loads(raw))
+        observe.note_usage(getattr(request, "observation", None), document)
+        return document
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], translator: Any, *, ping: bool) -> None:
         forwarded = await self.forwarder.generate(model, gemini, stream=True, session_key=self.forwarder.session_key(request))

@@ -54,8 +54,14 @@ def blocks(path: Path) -> Iterator[tuple[str, str]]:
         yield match.group(1).lower(), match.group(2)
 
 
-def commands(path: Path, body: str) -> Iterator[Command]:
-    """Shell commands of a block: continuation lines joined, comments dropped, ``&&`` chains split."""
+def commands(path: Path, body: str, lang: str = "sh") -> Iterator[Command]:
+    """Shell commands of a block: continuation lines joined, comments dropped, ``&&`` chains split.
+
+    In a ``console`` block whose lines start with ``$ ``, only those lines are
+    commands; the others are what the commands print.
+    """
+    if lang == "console" and any(line.startswith("$ ") for line in body.splitlines()):
+        body = "\n".join(line[2:] for line in body.splitlines() if line.startswith("$ "))
     joined = re.sub(r"\\\n\s*", " ", body)
     for line in joined.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -79,7 +85,7 @@ def all_commands() -> list[Command]:
     for path in DOCS:
         for lang, body in blocks(path):
             if lang in SHELL_LANGS:
-                found.extend(commands(path, body))
+                found.extend(commands(path, body, lang))
     return found
 
 
@@ -94,9 +100,9 @@ def program(argv: list[str]) -> tuple[list[str], list[str]]:
     if head.endswith("/twist") or head == "twist":
         return words[:2], words[2:]
     if head in ("./scripts/accounts",) or head.endswith("antigravity-gateway"):
-        if head.endswith("antigravity-gateway") and len(words) > 1 and words[1] == "accounts":
+        if head.endswith("antigravity-gateway") and len(words) > 2 and words[1] in ("accounts", "keys"):
             return words[:3], words[3:]
-        if head == "./scripts/accounts":
+        if head == "./scripts/accounts" or (len(words) > 1 and words[1] == "usage"):
             return words[:2], words[2:]
         return words[:1], words[1:]
     return words[:1], words[1:]

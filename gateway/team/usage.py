@@ -1,0 +1,112 @@
+"""A usage row: what one answered request cost, built from the observer's ``Observation``.
+
+Pure. The door is the API shape the client used (gemini, openai,
+anthropic); tokens come from upstream ``usageMetadata`` (streams: the
+final one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+DOORS = {
+    "generateContent": "gemini",
+    "streamGenerateContent": "gemini",
+    "countTokens": "gemini",
+    "chat.completions": "openai",
+    "messages": "anthropic",
+}
+RECORDED_ROUTES = frozenset(DOORS)
+GROUPS = ("key", "account", "model", "day", "door")
+
+
+@attrs.frozen
+class UsageRow:
+    time: float
+    key: str | None
+    account: str | None
+    requested_model: str | None
+    model: str | None
+    door: str
+    route: str
+    status: int
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thought_tokens: int = 0
+    cached_tokens: int = 0
+    latency_ms: float = 0.0
+    attempts: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return attrs.astuple(self)
+
+
+COLUMNS = tuple(a.name for a in attrs.fields(UsageRow))
+
+
+def _count(usage: dict[str, int], key: str) -> int:
+    value = usage.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def row_from(observation: Any, status: int, now: float) -> UsageRow | None:
+    """The row for a finished request, or None for routes that spend nothing (lists, health, admin)."""
+    route = observation.route
+    if route not in RECORDED_ROUTES:
+        return None
+    usage = observation.usage or {}
+    return UsageRow(
+        time=now,
+        key=getattr(observation, "key", None),
+        account=observation.account,
+        requested_model=observation.model,
+        model=observation.mapped_model or observation.model,
+        door=DOORS[route],
+        route=route,
+        status=int(status),
+        prompt_tokens=_count(usage, "promptTokenCount"),
+        output_tokens=_count(usage, "candidatesTokenCount"),
+        thought_tokens=_count(usage, "thoughtsTokenCount"),
+        cached_tokens=_count(usage, "cachedContentTokenCount"),
+        latency_ms=round(max(0.0, now - observation.started) * 1000.0, 1),
+        attempts=observation.attempts,
+    )
+
+
+def parse_since(text: str | None, now: float) -> float:
+    """``7d``, ``24h``, ``30m``, ``2026-11-01`` or an ISO time; None: the last 30 days."""
+    import datetime
+    import re
+
+    if not text:
+        return now - 30 * 86400.0
+    text = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return now - float(match.group(1)) * unit
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"cannot read --since {text!r}: use 7d, 24h, 30m or a date such as 2026-11-01") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def render_table(rows: list[dict[str, Any]], by: str) -> str:
+    """The ``usage`` command's table."""
+    headers = [by, "requests", "errors", "prompt", "output", "thought", "cached", "total", "avg ms"]
+    lines = [[str(r.get("group") or "-"), str(r["requests"]), str(r["errors"]), str(r["prompt_tokens"]),
+              str(r["output_tokens"]), str(r["thought_tokens"]), str(r["cached_tokens"]), str(r["total_tokens"]),
+              f"{r['avg_latency_ms']:.0f}"] for r in rows]
+    if not lines:
+        return "no usage recorded in that period"
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([fmt(headers)] + [fmt(line) for line in lines])
