@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3-flash"
 
 
 def build_pool(path: Path, n: int, policy_name: str) -> Any:

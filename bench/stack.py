@@ -25,7 +25,7 @@ VENV_BIN = Path(sys.executable).parent
 TWIST = str(VENV_BIN / "twist")
 CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3-flash"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -21,6 +21,7 @@ from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
+from gateway.resolution import ModelResolver
 from gateway.upstream import oauth_clients
 from gateway.upstream.quota import PoolCatalogue, QuotaPoller
 from gateway.upstream.version import ClientVersion
@@ -55,6 +56,7 @@ class Gateway:
         """Stop quota polling, write the last usage rows, close idle upstream connections (the last step of a shutdown)."""
         if self.quota is not None:
             self.quota.stop()
+        self.forwarder.projects.stop()  # loadCodeAssist a cancelled poll was waiting for
         if self.version is not None:
             self.version.stop()
         if self.team is not None:
@@ -93,7 +95,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     projects.client_name = clients.name_of
     projects.label = ops.observer.label
     quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
-    tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff)
+    tuning = Tuning(acc.short_retry_max, acc.default_cooldown, acc.capacity_backoff, validation_rest=acc.validation_rest_seconds)
     forwarder = Forwarder(
         pool, tokens, projects, client, up.max_attempts, reactor.seconds,
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
@@ -101,12 +103,16 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     forwarder.observer = ops.observer
     forwarder.version = version
     forwarder.use_credits = up.use_credits
+    pool.spend_credits = up.use_credits == "when_quota_exhausted"
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
+    resolver = ModelResolver(catalogue, mapper)  # every door resolves names here (docs/models.md)
+    web.resolver = resolver
+    forwarder.catalogue = catalogue  # the hygiene step reads the live catalogue
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     admin.version = version
     admin.clients = clients
-    compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
+    compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl,
                                                      settings.responses.store_max_bytes))

@@ -117,6 +117,8 @@ class AccountsSettings:
     short_retry_max: float = 3.0
     default_cooldown: float = 60.0
     capacity_backoff: float = 1.0
+    #: How long an account answered with 403 VALIDATION_REQUIRED rests (it stays enabled).
+    validation_rest_seconds: float = 600.0
     quota_poll_interval: float = 300.0
 
 
@@ -434,6 +436,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "queue_timeout": _positive_float,
         "short_retry_max": _non_negative_float,
         "default_cooldown": _positive_float,
+        "validation_rest_seconds": _positive_float,
         "capacity_backoff": _non_negative_float,
         "quota_poll_interval": _non_negative_float,
     },

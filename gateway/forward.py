@@ -37,12 +37,13 @@ from gateway.pool.decisions import (
 )
 from gateway.pool.pool import AccountPool
 from gateway.commands import accounts_command
-from gateway.protocol import client_version, credits, envelope
+from gateway.protocol import client_version, credits, envelope, hygiene
 from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client, unsupported_client_reason
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
 from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
+from gateway.upstream.peek import peek_stream
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
 from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
 
@@ -77,6 +78,7 @@ class _Tries:
     exclude: set[str] = attrs.Factory(set)
     retried: set[str] = attrs.Factory(set)
     refreshed: set[str] = attrs.Factory(set)
+    empty: set[str] = attrs.Factory(set)
     #: Accounts retried with ``enabledCreditTypes`` after QUOTA_EXHAUSTED.
     credited: set[str] = attrs.Factory(set)
     attempts: int = 0
@@ -96,6 +98,8 @@ class _Again:
 
 class Forwarder:
     observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
+    #: The live catalogue (``current()``) the hygiene step reads; set by assembly.
+    catalogue: Any = None
     #: The live client version (``gateway.upstream.version.ClientVersion``), refreshed after a refusal; set by assembly.
     version: Any = None
     #: ``[upstream] use_credits``: "never" or "when_quota_exhausted".
@@ -160,6 +164,8 @@ class Forwarder:
             self.gate(model)
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
+        live = self.catalogue.current() if self.catalogue is not None else None
+        request = hygiene.clean_request(request, model, live)  # the same fixes for every door
 
         def payload(account: Account, project: str | None) -> bytes:
             wrapped = envelope.wrap(
@@ -288,6 +294,11 @@ class Forwarder:
             answer = await self.client.call(method, data, token, stream=stream)
         except UpstreamUnreachable as e:
             return self._next(tries, email, unreachable_error(e), "unreachable")
+        if answer.code == 200 and stream:
+            empty, replay = await peek_stream(answer.response, self.reactor, self.client.response_timeout)
+            if empty:
+                return self._empty_stream(tries, email, token)
+            answer = attrs.evolve(answer, response=replay)
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
@@ -338,11 +349,11 @@ class Forwarder:
             return _Again(True, 0.0, fresh)
         if isinstance(action, CoolAccount):
             log.info("account {email} cooling down until {until:.0f}: {reason}", email=self._who(email), until=action.until, reason=action.reason)
-            self.pool.cool_account(email, action.until, action.reason)
+            self.pool.cool_account(email, action.until, action.reason, action.validation_url)
         elif isinstance(action, CoolModel):
             log.info("account {email} cooling down for {model} until {until:.0f}: {reason}", email=self._who(email), model=action.model, until=action.until, reason=action.reason)
             self.pool.cool_model(email, action.model, action.until, action.reason)
-            if self.quota is not None:
+            if self.quota is not None and action.poll_quota:
                 self.quota.poll_soon(email)
         elif isinstance(action, Disable):
             who = self._who(email)
@@ -357,6 +368,14 @@ class Forwarder:
         tries.exclude.add(email)
         return _Again(False)
 
+    def _empty_stream(self, tries: _Tries, email: str, token: str | None) -> _Again:
+        """A 200 stream with no candidates and no error (PROTOCOL.md 2b): once more on the same
+        account, then another account."""
+        if email not in tries.empty:
+            tries.empty.add(email)
+            self.observer.attempt_failed("empty_stream")
+            return _Again(True, 0.0, token)
+        return self._next(tries, email, GatewayError(503, "Cloud Code answered with an empty stream (no candidates, no error) twice; retry the request."), "empty_stream")
     def version_refused(self) -> GatewayError:
         """Cloud Code refused the client version: not the account's fault and not capacity.
         Re-read the manifest now; the client hears the cause, the operator what to raise."""
@@ -431,7 +450,8 @@ class Forwarder:
         if last is not None:
             return last
         if available.enabled == 0:
-            reasons = sorted({s.account.disabled_reason or "no reason given" for s in self.pool.states()})
+            # Scrubbed: a reason may name the account (a client must not learn the pool's emails).
+            reasons = sorted({scrub(s.account.disabled_reason or "no reason given") for s in self.pool.states() if s.account.disabled})
             disabled = f" ({available.disabled} disabled: {'; '.join(reasons)[:300]})" if available.disabled else ""
             return GatewayError(
                 503,

@@ -1,48 +1,33 @@
-"""Model names at the OpenAI/Anthropic doors, and the one models list all three SDKs accept. Pure.
+"""The one models list all three SDKs accept, and a no-wait model lookup for the doors. Pure.
 
-Mapping: the configured ``IModelMapper`` decides first; when it leaves a
-name unchanged (no entry for it), :data:`DEFAULT_MAPPING` is consulted, so
-``gpt-4o`` or a Claude Haiku id reach a model Cloud Code serves without any
-configuration. An operator's ``[models] mapping`` entry always wins.
+Which model a name means is decided in ``gateway.protocol.resolve`` (exact
+id, ``deprecatedModelIds``, ``[models] mapping``, the built-in alias table
+over the live catalogue); see docs/models.md.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from gateway.protocol.model_mapping import PatternTable
 from gateway.protocol.models import strip_models_prefix
 
-#: Built-in mapping for names OpenAI and Anthropic clients send (``*`` patterns,
-#: most specific wins; see the README).
-DEFAULT_MAPPING: dict[str, str] = {
-    "gpt-*": "gemini-2.5-flash",
-    "chatgpt-*": "gemini-2.5-flash",
-    "o1*": "gemini-2.5-pro",
-    "o3*": "gemini-2.5-pro",
-    "o4*": "gemini-2.5-pro",
-    # Claude Code's background/Haiku model (claude-haiku-4-5-20251001 …): a fast flash model.
-    "claude-*haiku*": "gemini-3-flash",
-    "claude-*sonnet*": "claude-sonnet-4-6",
-    "claude-*opus*": "claude-opus-4-6-thinking",
-    # Claude Code's bare aliases, when a user passes them straight through (ANTHROPIC_MODEL=opus).
-    "opus": "claude-opus-4-6-thinking",
-    "sonnet": "claude-sonnet-4-6",
-    "haiku": "gemini-3-flash",
-}
-_DEFAULTS = PatternTable(DEFAULT_MAPPING)
 #: ``created`` / ``created_at`` for every listed model: upstream reports no dates.
 CREATED = 1735689600
 CREATED_AT = "2025-01-01T00:00:00Z"
 
 
-def resolve(mapper: Any, requested: str, defaults: PatternTable = _DEFAULTS) -> str:
-    """The upstream model for a name asked at the OpenAI/Anthropic doors."""
-    bare = strip_models_prefix(requested.strip())
-    mapped = mapper.map(bare)
-    if mapped != bare:
-        return mapped
-    return defaults.lookup(bare) or bare
+def resolve(mapper: Any, requested: str) -> str:
+    """The upstream model for a name asked at a door, without waiting.
+
+    ``mapper`` is normally the ``gateway.resolution.ModelResolver`` (live
+    catalogue, aliases, 404 for unknown names: docs/models.md); doors that
+    can wait should ``await resolver.resolve(name)`` instead. A plain
+    IModelMapper still works (its mapping only).
+    """
+    resolve_now = getattr(mapper, "resolve_now", None)
+    if resolve_now is not None:
+        return str(resolve_now(requested))
+    return str(mapper.map(strip_models_prefix(requested.strip())))
 
 
 def _owner(model_id: str) -> str:

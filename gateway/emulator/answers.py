@@ -137,7 +137,9 @@ def declared_tools(tools: Iterable[dict[str, Any]] | None) -> list[Tool]:
     found: list[Tool] = []
     for tool in tools or []:
         for decl in tool.get("functionDeclarations", []) or []:
-            schema = decl.get("parameters", decl.get("parametersJsonSchema"))
+            # Cloud Code ignores parametersJsonSchema: the model sees such a tool without parameters
+            # (PROTOCOL.md 2b), so a call to it comes back with empty args.
+            schema = decl.get("parameters")
             found.append(Tool(decl["name"], decl.get("description") or "", schema))
     return found
 

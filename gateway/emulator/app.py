@@ -26,6 +26,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway.emulator import catalogue, rules
 from gateway.emulator import catalogue, quota_summary, versions
 from gateway.emulator.clients import refused as client_refused, unsupported_error, unsupported_tier
 from gateway.emulator.rules_credits import credit_entries, credits_requested
@@ -352,7 +353,7 @@ class Emulator:
 
     def _generation(self, obj: Any, account: Account, request: IRequest) -> tuple[dict[str, Any], Any, dict[str, Any], int]:
         """Envelope, model, project, account state, client and version, request body, input size, quota."""
-        env, spec = check_envelope(obj)
+        env, spec = check_envelope(obj, self.state.catalogue.get)
         if account.project_id is None or env["project"] != account.project_id:
             raise project_denied(env["project"])
         if client_refused(self.state.token_client(_header(request, b"authorization")), account.workspace):
@@ -365,6 +366,7 @@ class Emulator:
             raise validation_required(blocked)
         use_credits = credits_requested(env, account, self.state.settings.credit_minimum)
         req = validate_request(env["request"], spec)
+        rules.check_request(req, spec)
         prompt = request_tokens(req)
         check_input_limit(prompt, spec)
         remaining, reset = self.state.quota(account.email, spec.id)
@@ -399,7 +401,9 @@ class Emulator:
         events = stream_bodies(answer, spec, prompt, env["requestId"])
         action = fault.kind if fault is not None and fault.kind in STREAM_KINDS else None
         limit = min(fault.after_events, len(events)) if action and fault is not None else len(events)
-        if limit == len(events):  # the final event (the one with usageMetadata) will be sent
+        if action == "empty":
+            events, limit = [{"response": {"responseId": env["requestId"]}, "traceId": env["requestId"]}], 1
+        if action != "empty" and limit == len(events):  # the final event (the one with usageMetadata) will be sent
             self.state.stats.answered(events[-1]["response"].get("usageMetadata") or {})
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"text/event-stream")
@@ -441,7 +445,7 @@ class Emulator:
             self.state.stats.open_streams -= 1
 
     def _m_countTokens(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
-        req, spec = validate_count_tokens(obj)
+        req, spec = validate_count_tokens(obj, self.state.catalogue.get)
         total = count_tokens(req["contents"], req.get("systemInstruction"), req.get("tools"))
         return self._json(request, 200, {"totalTokens": total}, entry)
 
@@ -536,10 +540,11 @@ class Emulator:
         if project != account.project_id:
             raise project_denied(project)
         models = {}
-        for spec in catalogue.MODELS:
+        live = self.state.catalogue
+        for spec in live.specs.values():
             remaining, reset = self.state.quota(account.email, spec.id)
             models[spec.id] = catalogue.model_entry(spec, remaining, iso_time(reset))
-        return self._json(request, 200, {"models": models, "deprecatedModelIds": catalogue.deprecated_entries()}, entry)
+        return self._json(request, 200, {"models": models, "deprecatedModelIds": live.deprecated_entries()}, entry)
 
     def _m_retrieveUserQuotaSummary(self, request: IRequest, obj: Any, account: Account, entry: dict[str, Any]) -> bytes:
         body = fields_of(obj, ("project",), "")
@@ -854,7 +859,28 @@ class Emulator:
 
     @app.route("/_emulator/models", methods=["GET"])
     def c_models(self, request: IRequest) -> bytes:
-        return self._control_reply(request, 200, {"models": catalogue.model_ids()})
+        return self._control_reply(request, 200, {"models": self.state.catalogue.ids()})
+
+    @app.route("/_emulator/models", methods=["POST"])
+    def c_add_model(self, request: IRequest) -> bytes:
+        """Serve a new model from now on (``catalogue.spec_from_json``): the catalogue changes mid-run."""
+
+        def run() -> tuple[int, Any]:
+            try:
+                spec = catalogue.spec_from_json(self._control_body(request))
+            except ValueError as e:
+                raise StateError(str(e)) from None
+            self.state.catalogue.add(spec)
+            return 200, {"models": self.state.catalogue.ids()}
+
+        return self._control(request, run)
+
+    @app.route("/_emulator/models/<model_id>", methods=["DELETE"])
+    def c_remove_model(self, request: IRequest, model_id: str) -> bytes:
+        """Stop serving a model: fetchAvailableModels drops it and calls for it get upstream's 404."""
+        if not self.state.catalogue.remove(model_id):
+            return self._control_reply(request, 404, {"error": f"no model {model_id!r}"})
+        return self._control_reply(request, 200, {"models": self.state.catalogue.ids()})
 
     # ------------------------------------------------------------------ routing errors
 

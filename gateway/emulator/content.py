@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from gateway.emulator import answers, images, tool_rules
 from gateway.emulator.catalogue import ModelSpec, get_model
@@ -294,7 +294,7 @@ def peek_model(obj: Any) -> str | None:
     return model[len("models/") :] if model.startswith("models/") else model
 
 
-def check_envelope(obj: Any) -> tuple[dict[str, Any], ModelSpec]:
+def check_envelope(obj: Any, lookup: Callable[[str], "ModelSpec | None"] = get_model) -> tuple[dict[str, Any], ModelSpec]:
     """Envelope shape and model: 400 for shape, 404 for a model upstream lacks."""
     if not isinstance(obj, dict):
         raise bad_request("Invalid JSON payload received. Expected an object.")
@@ -313,7 +313,7 @@ def check_envelope(obj: Any) -> tuple[dict[str, Any], ModelSpec]:
         raise bad_request("request is required.", "request")
     if not env.get("project"):
         raise bad_request("project is required.", "project")
-    spec = get_model(model)
+    spec = lookup(model)
     if spec is None:
         raise GatewayError(404, "Requested entity was not found.", "NOT_FOUND")
     return env, spec
@@ -400,7 +400,7 @@ def check_call_signatures(contents: list[dict[str, Any]], spec: ModelSpec) -> No
     ``skip_thought_signature_validator`` sentinel): the emulator checks that
     a signature came back, not that it is the one it issued.
     """
-    if not spec.id.startswith("gemini-3"):
+    if not spec.gemini3:
         return
     start = 0
     for index, turn in enumerate(contents):
@@ -651,7 +651,7 @@ def validate_thinking(obj: Any, spec: ModelSpec, max_output: int | None, path: s
     return thinking
 
 
-def validate_count_tokens(obj: Any) -> tuple[dict[str, Any], ModelSpec]:
+def validate_count_tokens(obj: Any, lookup: Callable[[str], "ModelSpec | None"] = get_model) -> tuple[dict[str, Any], ModelSpec]:
     """``{"request":{"model":"models/…","contents":[…]}}``: strict like the rest."""
     if not isinstance(obj, dict):
         raise bad_request("Invalid JSON payload received. Expected an object.")
@@ -664,7 +664,7 @@ def validate_count_tokens(obj: Any) -> tuple[dict[str, Any], ModelSpec]:
         raise bad_request("request.model is required.", "request.model")
     if not model.startswith("models/"):
         raise bad_request(f"Invalid model name {model!r}: expected 'models/{{model}}'.", "request.model")
-    spec = get_model(model[len("models/") :])
+    spec = lookup(model[len("models/") :])
     if spec is None:
         raise GatewayError(404, "Requested entity was not found.", "NOT_FOUND")
     contents = req.get("contents")
@@ -816,7 +816,7 @@ def plan_answer(req: dict[str, Any], spec: ModelSpec, request_id: str, default_e
     if chosen is not None:
         answer.function_call = {"name": chosen.name, "args": answers.call_arguments(chosen, said)}
         answer.text = f"Calling {chosen.name}."
-        if spec.id.startswith("gemini-3"):
+        if spec.gemini3:
             # Gemini 3 signs every function call, thinking shown or not.
             answer.call_signature = base64.b64encode(hashlib.sha256(("call-sig:" + request_id).encode()).digest()).decode()
     elif as_json is not None:

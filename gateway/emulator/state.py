@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from gateway.emulator.catalogue import Catalogue
 from gateway.emulator.clients import Client, known_clients
 from gateway.emulator.quota_summary import WINDOWS
 
@@ -39,8 +40,9 @@ API_METHODS = (
     "retrieveUserQuotaSummary",
 )
 FAULT_METHODS = API_METHODS + ("operations", "token", "userinfo", "*")
-FAULT_KINDS = ("error", "delay", "cut", "stall", "stream_error", "invalid_grant", "reset")
-STREAM_KINDS = ("cut", "stall", "stream_error")
+FAULT_KINDS = ("error", "delay", "cut", "stall", "stream_error", "invalid_grant", "reset", "empty")
+#: ``empty``: a 200 stream that ends with no candidates and no error (Google does this).
+STREAM_KINDS = ("cut", "stall", "stream_error", "empty")
 
 
 class StateError(ValueError):
@@ -291,6 +293,8 @@ class Fault:
     host: str | None = None
     email: str | None = None
     model: str | None = None
+    #: Matches every model of a catalogue family (``claude``, ``gemini-3``…): a family-wide 403.
+    family: str | None = None
     user_agent: str | None = None
     times: int = 1
     kind: str = "error"
@@ -339,7 +343,7 @@ class Fault:
             raise StateError(f"fault.method must be one of {', '.join(FAULT_METHODS)}")
         if self.kind not in FAULT_KINDS:
             raise StateError(f"fault.kind must be one of {', '.join(FAULT_KINDS)}")
-        for name in ("host", "email", "model", "user_agent", "reason", "message", "validation_url"):
+        for name in ("host", "email", "model", "family", "user_agent", "reason", "message", "validation_url"):
             opt_str(name)
         if self.model and self.model.startswith("models/"):
             self.model = self.model[len("models/") :]
@@ -375,6 +379,12 @@ class Fault:
             return False
         if self.model is not None and self.model != model:
             return False
+        if self.family is not None:
+            from gateway.emulator.catalogue import get_model
+
+            spec = get_model(model or "")
+            if spec is None or spec.family != self.family:
+                return False
         if self.user_agent is not None and self.user_agent not in user_agent:
             return False
         return True
@@ -442,6 +452,7 @@ class EmulatorState:
         self.operations: dict[str, Operation] = {}
         self.auth_codes: dict[str, tuple[str, str, str]] = {}
         self.faults: list[Fault] = []
+        self.catalogue = Catalogue()
         self.quotas: dict[tuple[str, str], tuple[float, float]] = {}
         #: (email, groupId) -> (remaining fraction, reset) for retrieveUserQuotaSummary
         self.quota_windows: dict[tuple[str, str], tuple[float, float]] = {}
@@ -719,6 +730,7 @@ class EmulatorState:
     def reset(self, accounts: bool = False) -> None:
         """Clear faults, stats, records, quotas and settings; accounts only when asked."""
         self.faults.clear()
+        self.catalogue.reset()
         self.quotas.clear()
         self.quota_windows.clear()
         self.recorded.clear()

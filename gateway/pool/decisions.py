@@ -10,11 +10,16 @@ failure                    action
 =========================  =========================================================
 401                        refresh the token once and retry on the same account;
                            a second 401 cools the account for ``default_cooldown``
-403 VALIDATION_REQUIRED,   disable the account with the reason (and validation URL)
-403 PERMISSION_DENIED
-429 RATE_LIMIT_EXCEEDED    delay <= ``short_retry_max``: wait, retry once on the
-                           same account; else cool the account for the delay
-                           (``default_cooldown`` when upstream gave none), next
+403 VALIDATION_REQUIRED    rest the account ``validation_rest`` seconds, keep it
+                           enabled, remember its validation URL (a human must verify)
+403 ACCOUNT_DISABLED,      disable the account with the reason (only these retire one)
+terms-of-service bans
+other 403                  (the client already tried the next host) rest *this model*
+                           on this account for ``forbidden_rest``, next account
+429 RATE_LIMIT_EXCEEDED    naming ``metadata.model``: delay < ``short_retry_max``:
+                           retry once on the same account; < ``model_rate_limit_max``:
+                           cool that model on this account; longer: as quota exhausted.
+                           Without a model: the same short retry, else cool the account
 429 QUOTA_EXHAUSTED        cool *this model* on this account until its reset, next
 MODEL_CAPACITY_EXHAUSTED,  back off with jitter (the account is not at fault and
 503                        is not excluded); a delay past the backoff cap gives up
@@ -39,6 +44,12 @@ class Tuning:
     capacity_backoff: float = 1.0
     #: Largest backoff, as a multiple of ``capacity_backoff``.
     backoff_cap_factor: float = 8.0
+    #: ``[accounts] validation_rest_seconds``: how long a VALIDATION_REQUIRED account rests.
+    validation_rest: float = 600.0
+    #: How long a model refused with a 403 (not validation, not a ban) rests on that account.
+    forbidden_rest: float = 1800.0
+    #: A per-model rate limit longer than this is treated as exhausted quota (PROTOCOL.md 2b: 5 min).
+    model_rate_limit_max: float = 300.0
 
     @property
     def backoff_cap(self) -> float:
@@ -61,6 +72,8 @@ class RefreshAndRetrySame:
 class CoolAccount:
     until: float
     reason: str
+    #: Set for VALIDATION_REQUIRED: where the account's owner verifies it (shown to the operator).
+    validation_url: str | None = None
 
 
 @attrs.frozen
@@ -68,6 +81,8 @@ class CoolModel:
     model: str
     until: float
     reason: str
+    #: Re-read this account's quota soon (a quota-like rest; not for short rate limits or refusals).
+    poll_quota: bool = True
 
 
 @attrs.frozen
@@ -143,8 +158,17 @@ def decide(
         if not refreshed:
             return RefreshAndRetrySame()
         return CoolAccount(now + tuning.default_cooldown, f"access token rejected after a refresh ({_what(failure)})")
-    if kind in ("validation_required", "forbidden"):
+    if kind == "validation_required":
+        return CoolAccount(
+            now + tuning.validation_rest,
+            f"needs verification by its owner ({_what(failure)})",
+            failure.validation_url,
+        )
+    if kind == "account_disabled":
         return Disable(_what(failure), failure.validation_url)
+    if kind == "forbidden":
+        refused = failure.model or model
+        return CoolModel(refused, now + tuning.forbidden_rest, f"refused for {refused} ({_what(failure)})", poll_quota=False)
     if kind == "quota_exhausted":
         if delay is not None:
             until = now + delay
@@ -156,6 +180,11 @@ def decide(
     if kind == "rate_limited":
         if delay is not None and delay <= tuning.short_retry_max and not retried_same:
             return RetrySame(delay)
+        if failure.model is not None:
+            rest = delay if delay is not None else tuning.default_cooldown
+            quota_like = rest > tuning.model_rate_limit_max
+            what = "rate limited like exhausted quota" if quota_like else "rate limited"
+            return CoolModel(model, now + max(rest, 0.001), f"{what} for {_seconds(rest)} ({_what(failure)})", quota_like)
         rest = delay if delay is not None else tuning.default_cooldown
         return CoolAccount(now + max(rest, 0.001), f"rate limited for {_seconds(rest)} ({_what(failure)})")
     if is_capacity(failure):

@@ -24,11 +24,14 @@ def _reason(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
-def blocked_until(account: Account, model: str | None, now: float) -> float:
+def blocked_until(account: Account, model: str | None, now: float, spend_credits: bool = False) -> float:
     """0.0 when ``account`` may serve ``model`` now, else when it may again (``inf``: disabled).
 
     ``model`` None asks about the account alone (no model cooldowns, no quota).
-    A quota snapshot that says 0 remaining blocks the model until its reset.
+    A quota snapshot that says 0 remaining blocks the model until its reset —
+    unless ``spend_credits`` (``use_credits = "when_quota_exhausted"``) and the
+    account has AI credits it can spend: then upstream is asked (with credits
+    after its QUOTA_EXHAUSTED), and a refusal still cools the model.
     """
     if account.disabled:
         return FOREVER
@@ -39,7 +42,8 @@ def blocked_until(account: Account, model: str | None, now: float) -> float:
             until = max(until, cooled.until)
         quota = account.quota.get(model)
         if quota is not None and quota.remaining <= 0 and quota.reset is not None and quota.reset > now:
-            until = max(until, quota.reset)
+            if not (spend_credits and account.usable_credits):
+                until = max(until, quota.reset)
     return until
 
 
@@ -69,15 +73,23 @@ def prune(account: Account, now: float) -> Account:
     changes: dict[str, Any] = {}
     if account.cooldown_until and account.cooldown_until <= now:
         changes.update(cooldown_until=0.0, cooldown_reason=None)
+        if not account.disabled and account.validation_url:
+            changes["validation_url"] = None  # a validation rest that ended: try the account again
     live = {m: c for m, c in account.model_cooldowns.items() if c.until > now}
     if len(live) != len(account.model_cooldowns):
         changes["model_cooldowns"] = live
     return attrs.evolve(account, **changes) if changes else account
 
 
-def cool_account(account: Account, until: float, reason: str, now: float) -> Account:
-    """Rest the whole account until ``until`` (a longer rest already set is kept)."""
+def cool_account(account: Account, until: float, reason: str, now: float, validation_url: str | None = None) -> Account:
+    """Rest the whole account until ``until`` (a longer rest already set is kept).
+
+    ``validation_url``: the rest is a VALIDATION_REQUIRED one; the link is kept
+    for the operator until the rest ends (the account stays enabled).
+    """
     account = prune(account, now)
+    if validation_url:
+        account = attrs.evolve(account, validation_url=validation_url)
     if account.cooldown_until >= until:
         return account
     return attrs.evolve(account, cooldown_until=until, cooldown_reason=_reason(reason))
@@ -120,12 +132,28 @@ def enable(account: Account) -> Account:
 def with_quota(account: Account, snapshot: Mapping[str, ModelQuota], now: float) -> Account:
     """Store a fresh quota snapshot.
 
-    A model cooldown from a quota error is kept even when the snapshot
+    A short model cooldown from a quota error is kept even when the snapshot
     reports quota left: the error is the stronger evidence (upstream's
-    fraction lags, and per-minute limits do not show in it).
+    fraction lags, and per-minute limits do not show in it). A cooldown with
+    more than ``EARLY_RELEASE_AFTER`` left is released when the snapshot shows
+    quota for that model again (PROTOCOL.md 2b: re-check long resets).
     """
     account = prune(account, now)
-    return attrs.evolve(account, quota=dict(snapshot), quota_updated=now)
+    released = {
+        model: cooled
+        for model, cooled in account.model_cooldowns.items()
+        if not (cooled.until - now > EARLY_RELEASE_AFTER and _has_quota(snapshot.get(model), now))
+    }
+    return attrs.evolve(account, quota=dict(snapshot), quota_updated=now, model_cooldowns=released)
+
+
+#: A model cooldown with more than this left is re-checked against each quota poll:
+#: a reset days away is real (weekly groups) but upstream may grant quota back sooner.
+EARLY_RELEASE_AFTER = 3600.0
+
+
+def _has_quota(quota: ModelQuota | None, now: float) -> bool:
+    return quota is not None and (quota.remaining > 0 or (quota.reset is not None and quota.reset <= now))
 
 
 def quota_from_upstream(answer: Any) -> dict[str, ModelQuota]:

@@ -66,6 +66,10 @@ class Availability:
 
 
 class AccountPool:
+    #: ``[upstream] use_credits = "when_quota_exhausted"``: an exhausted-quota snapshot does not
+    #: keep an account with spendable AI credits from being chosen (set by assembly).
+    spend_credits: bool = False
+
     def __init__(
         self,
         backend: IAccountBackend,
@@ -139,7 +143,7 @@ class AccountPool:
         disabled = usable_now = 0
         earliest = math.inf
         for state in self._states.values():
-            until = health.blocked_until(state.account, model, now)
+            until = health.blocked_until(state.account, model, now, self.spend_credits)
             if until == health.FOREVER:
                 disabled += 1
             elif until == 0.0:
@@ -163,7 +167,7 @@ class AccountPool:
         healthy: list[AccountState] = []
         earliest = math.inf
         for state in self._states.values():
-            until = health.blocked_until(state.account, model, now)
+            until = health.blocked_until(state.account, model, now, self.spend_credits)
             if until == 0.0:
                 healthy.append(state)
             elif until != health.FOREVER:
@@ -253,9 +257,9 @@ class AccountPool:
     def enable(self, email: str) -> None:
         self.modify(email, health.enable)
 
-    def cool_account(self, email: str, until: float, reason: str) -> None:
+    def cool_account(self, email: str, until: float, reason: str, validation_url: str | None = None) -> None:
         now = self.clock()
-        self.modify(email, lambda a: health.cool_account(a, until, reason, now))
+        self.modify(email, lambda a: health.cool_account(a, until, reason, now, validation_url))
         self.sessions.drop_account(email)
 
     def cool_model(self, email: str, model: str, until: float, reason: str) -> None:

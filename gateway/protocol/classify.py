@@ -25,6 +25,7 @@ KINDS = (
     "unauthorized",
     "forbidden",
     "validation_required",
+    "account_disabled",
     "not_found",
     "transient",
     "client_error",
@@ -51,6 +52,8 @@ class UpstreamFailure:
     kind: str
     validation_url: str | None
     body: dict[str, Any] = field(repr=False)
+    #: ``ErrorInfo.metadata.model``: the model a rate limit or refusal is about (PROTOCOL.md 2b).
+    model: str | None = None
 
     @property
     def next_host(self) -> bool:
@@ -281,12 +284,22 @@ def _validation_url(error: Mapping[str, Any], reason: str | None, message: str) 
     return None
 
 
+#: ErrorInfo reasons that mean Google banned or disabled the account: only these retire it.
+ACCOUNT_GONE_REASONS = frozenset({
+    "ACCOUNT_DISABLED", "USER_DISABLED", "ACCOUNT_SUSPENDED", "TOS_VIOLATION", "TERMS_OF_SERVICE_VIOLATION",
+    "ACCOUNT_BANNED",
+})
+_TOS = re.compile(r"terms of service|\btos\b|account (?:has been |was )?(?:disabled|suspended|banned)", re.IGNORECASE)
+
+
 def _kind(status: int, reason: str | None, message: str, validation_url: str | None) -> str:
     lowered = message.lower()
     if status == 401:
         return "unauthorized"
     if reason == "VALIDATION_REQUIRED" or (status == 403 and validation_url):
         return "validation_required"
+    if reason in ACCOUNT_GONE_REASONS or (status == 403 and _TOS.search(message)):
+        return "account_disabled"
     if status == 403:
         return "forbidden"
     if status == 429 or status >= 500:
@@ -374,6 +387,12 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -
     validation_url = _validation_url(error, reason, message) if error is not None and (status == 403 or reason == "VALIDATION_REQUIRED") else None
     kind = _kind(status, reason, message, validation_url)
     delay = _finite(_delay(headers, error, message, now))
+    about = None
+    for detail in _details(error) if error is not None else []:
+        metadata = detail.get("metadata") if _of_type(detail, "ErrorInfo") else None
+        if isinstance(metadata, Mapping) and isinstance(metadata.get("model"), str) and metadata["model"]:
+            about = metadata["model"].removeprefix("models/")
+            break
     return UpstreamFailure(
         status=status,
         reason=reason,
@@ -382,6 +401,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: float) -
         kind=kind,
         validation_url=validation_url,
         body=parsed_body,
+        model=about,
     )
 
 

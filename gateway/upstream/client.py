@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Protocol as TypingProtocol
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError as TxTimeoutError
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.protocol import Protocol
@@ -27,7 +27,8 @@ from gateway.protocol.errors import GatewayError
 
 # Connection-level failures: the request never got an answer from that host.
 CONNECTION_ERRORS = (ConnectError, DNSLookupError, TxTimeoutError, ResponseNeverReceived, ResponseFailed, ConnectionLost)
-NEXT_HOST_STATUSES = frozenset({408, 404}) | frozenset(range(500, 600))
+#: 403 too: Cloud Code's hosts can refuse independently (PROTOCOL.md 2b), so another host may serve.
+NEXT_HOST_STATUSES = frozenset({403, 408, 404}) | frozenset(range(500, 600))
 MAX_ERROR_BODY = 256 * 1024
 
 
@@ -154,11 +155,15 @@ class UpstreamClient:
             try:
                 try:
                     response = await self._send(agent, verb, url, headers, payload)
-                except ResponseNeverReceived:
+                except ResponseNeverReceived as e:
+                    if _cancelled(e):
+                        raise CancelledError() from None  # our caller gave up (or shut down): no resend
                     # A pooled connection the server had closed: the request never
                     # reached it, so sending it once more is safe (TWISTED.md).
                     response = await self._send(agent, verb, url, headers, payload)
             except CONNECTION_ERRORS as e:
+                if _cancelled(e):
+                    raise CancelledError() from None
                 last_error = Failure(e)
                 observer.upstream_body(observer.now() - started)
                 if index != last:
@@ -183,9 +188,18 @@ class UpstreamClient:
         def settled(result: Any) -> Any:
             if timer.active():
                 timer.cancel()
+            elif isinstance(result, Failure) and timer.called:
+                # Our own deadline cancelled it: a timeout (next host), not a caller's cancel.
+                return Failure(TxTimeoutError(f"no response headers within {self.response_timeout:g}s"))
             return result
 
         return d.addBoth(settled)
+
+
+def _cancelled(error: Exception) -> bool:
+    """A failed request whose cause is a cancellation (``ResponseNeverReceived([CancelledError])``)."""
+    reasons = getattr(error, "reasons", None) or []
+    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
 
 
 def _host_value(base_url: str) -> bytes:

@@ -154,6 +154,10 @@ class ProjectResolver:
         #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
         self.label: Callable[[str], Any] = lambda email: email
 
+    def stop(self) -> None:
+        """Cancel discoveries in flight (shutdown): a quota poll that is cancelled only gives up its wait."""
+        self._discovering.stop()
+
     def project_for(self, email: str, token: str, force: bool = False) -> Deferred[str]:
         """The account's project: stored, else discovered once (``force``: ask again, e.g. for the tier)."""
         account = self._pool.get(email)

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from gateway.pool import health
 from gateway.pool.pool import AccountPool
 from gateway.protocol import models
+from gateway.protocol.catalogue import Catalogue, catalogue_from_answer
 from gateway.protocol.errors import GatewayError
 from gateway.upstream import quota_windows
 from gateway.upstream.client import UpstreamClient, UpstreamUnreachable, read_body
@@ -33,6 +34,8 @@ log = Logger()
 MAX_TICK = 60.0
 #: ``poll_soon`` (after a quota error) polls an account at most this often.
 SOON_SPACING = 10.0
+#: ``PoolCatalogue.invalidate`` (after a 404 for a listed model) refetches at most this often.
+FORCED_REFRESH_SPACING = 10.0
 
 
 class QuotaPollFailed(Exception):
@@ -206,12 +209,41 @@ class PoolCatalogue:
         self._clock = clock
         self._ttl = ttl
         self._models: list[dict[str, Any]] | None = None
+        self._snapshot: Catalogue | None = None
         self._fetched = 0.0
+        self._force = False
+        self._forced_at = float("-inf")
+
+    def current(self) -> Catalogue | None:
+        """The last snapshot, without waiting (None before the first fetch)."""
+        return self._snapshot
+
+    def invalidate(self) -> None:
+        """Forget the cache (every account's answer too): upstream just said a model it listed is gone.
+
+        At most once every ``FORCED_REFRESH_SPACING`` seconds, so 404s for another
+        reason cannot make every request poll every account.
+        """
+        now = self._clock()
+        if now - self._forced_at < FORCED_REFRESH_SPACING:
+            return
+        self._forced_at = now
+        self._fetched = float("-inf")
+        self._force = True
+
+    async def snapshot(self) -> Catalogue | None:
+        """The live catalogue for resolution (cached ``ttl``); None when no account can list models."""
+        try:
+            await self.models()
+        except GatewayError:
+            return self._snapshot
+        return self._snapshot
 
     async def models(self) -> list[dict[str, Any]]:
         if self._models is not None and self._clock() - self._fetched < self._ttl:
             return self._models
-        answers = list((await self._poller.answers(self._ttl)).values())
+        max_age, self._force = (0.0 if self._force else self._ttl), False
+        answers = list((await self._poller.answers(max_age)).values())
         if not answers:
             # No account answered: go through the forwarder, whose error says why.
             forwarded = await self._forwarder.available_models()
@@ -221,6 +253,8 @@ class PoolCatalogue:
             except ValueError:
                 raise GatewayError(503, "Cloud Code answered fetchAvailableModels with non-JSON; retry shortly.") from None
             answers = [document] if isinstance(document, dict) else []
-        self._models = models.catalogue_from_upstream(merge_answers(answers))
+        merged = merge_answers(answers)
+        self._models = models.catalogue_from_upstream(merged)
+        self._snapshot = catalogue_from_answer(merged)
         self._fetched = self._clock()
         return self._models

@@ -52,6 +52,8 @@ class ModelSource(Protocol):
 
 class GatewayApp:
     app = Klein()
+    #: The live-catalogue resolver (``gateway.resolution.ModelResolver``); None: the mapper alone.
+    resolver: Any = None
 
     def __init__(
         self,
@@ -133,8 +135,17 @@ class GatewayApp:
         if action is not None:
             raise GatewayError(405, f"Method GET is not allowed on :{action}; use POST.", "NOT_FOUND")
         catalogue = await self.catalogue.models()
+        try:
+            model = models.find_model(catalogue, model_id)
+        except GatewayError:
+            if self.resolver is None:
+                raise
+            # An alias (gemini-2.5-flash, gemini-flash-latest…) is answered with the model it means
+            # now, under the asked name, as Google answers its own -latest aliases.
+            served = models.find_model(catalogue, await self.resolver.resolve(model_id))
+            model = dict(served, name=models.MODELS_PREFIX + models.strip_models_prefix(model_id))
         request.setHeader(b"Content-Type", JSON)
-        found = compat_models.model_answer(models.find_model(catalogue, model_id), anthropic=_anthropic(request))
+        found = compat_models.model_answer(model, anthropic=_anthropic(request))
         return json.dumps(found).encode()
 
     @app.route(f"/<{VERSIONS}:version>/models/<path:rest>", methods=["POST"])
@@ -151,15 +162,20 @@ class GatewayApp:
         if action not in models.MODEL_ACTIONS:
             raise GatewayError(404, f"Unknown action {action!r} on models/{model_id}: use generateContent, streamGenerateContent or countTokens.")
         body = read_json(request)
-        upstream_model = self.mapper.map(model_id)
-        observe.mapped(upstream_model)
+        resolver = self.resolver
         if action == "countTokens":
-            return await self._count_tokens(request, upstream_model, body)
+            if resolver is None:
+                return await self._count_tokens(request, _mapped(self.mapper.map(model_id)), body)
+            return await resolver.with_model(model_id, lambda m: self._count_tokens(request, _mapped(m), body))
         valid = enum_names(envelope.validate_generate_request(body))
         if action == "generateContent":
-            return await self._generate(request, upstream_model, valid)
-        await self._stream(request, upstream_model, valid, sse=wants_sse(request.args))
-        return None
+            call = lambda m: self._generate(request, _mapped(m), valid)  # noqa: E731
+        else:
+            sse = wants_sse(request.args)
+            call = lambda m: self._stream(request, _mapped(m), valid, sse=sse)  # noqa: E731
+        if resolver is None:
+            return await call(self.mapper.map(model_id))
+        return await resolver.with_model(model_id, call)
 
     async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
         forwarded = await self.forwarder.generate(model, body, stream=False, session_key=self.forwarder.session_key(request))
@@ -183,6 +199,12 @@ class GatewayApp:
         relay = StreamRelay(request, fmt, self.reactor, self.stream_idle_timeout, refusal=self.forwarder.stream_refusal)
         forwarded.upstream.response.deliverBody(relay)
         await relay.done
+
+
+def _mapped(model: str) -> str:
+    """Note the upstream model for this request's log line (``observe.mapped``), and pass it on."""
+    observe.mapped(model)
+    return model
 
 
 def _anthropic(request: IRequest) -> bool:

@@ -320,17 +320,20 @@ class CompatApp:
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model is required.")
         observe.requested(body["model"])
-        model = resolve(self.mapper, body["model"])
-        observe.mapped(model)
+        await self._resolve(body["model"])  # an unknown model is a 404 before images are fetched
         images = await self.fetcher.fetch_all(openai_request.remote_image_urls(body))
-        now = self.reactor.seconds()
-        gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
-        if ctx.stream:
-            await self._stream(request, model, gemini, OpenAIStream(ctx, self.signatures, now), ping=False)
-            return None
-        document = await self._generate(request, model, gemini)
-        answer = openai_response.completion(document, ctx, self.signatures, self.reactor.seconds())
-        return _json(request, answer)
+
+        async def call(model: str) -> bytes | None:
+            observe.mapped(model)
+            now = self.reactor.seconds()
+            gemini, ctx = openai_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
+            if ctx.stream:
+                await self._stream(request, model, gemini, OpenAIStream(ctx, self.signatures, now), ping=False)
+                return None
+            document = await self._generate(request, model, gemini)
+            return _json(request, openai_response.completion(document, ctx, self.signatures, self.reactor.seconds()))
+
+        return await self._with_model(body["model"], call)
 
     # -- Anthropic --
 
@@ -340,19 +343,23 @@ class CompatApp:
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
         observe.requested(body["model"])
-        model = resolve(self.mapper, body["model"])
-        if anthropic_request.web_search_tool(body) is not None and is_claude(model):
-            model = SEARCH_MODEL  # Cloud Code grounds only Gemini models (docs/clients.md)
+        await self._resolve(body["model"])
         _note_ignored(request, body)
-        observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
-        now = self.reactor.seconds()
-        gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
-        if ctx.stream:
-            await self._stream(request, model, gemini, AnthropicStream(ctx, self.signatures, now), ping=True)
-            return None
-        document = await self._generate(request, model, gemini)
-        return _json(request, anthropic_response.message(document, ctx, self.signatures, self.reactor.seconds()))
+
+        async def call(model: str) -> bytes | None:
+            if anthropic_request.web_search_tool(body) is not None and is_claude(model):
+                model = await self._resolve(SEARCH_MODEL)  # Cloud Code grounds only Gemini models (docs/clients.md)
+            observe.mapped(model)
+            now = self.reactor.seconds()
+            gemini, ctx = anthropic_request.to_gemini(body, model, images=images, memory=self.signatures, now=now)
+            if ctx.stream:
+                await self._stream(request, model, gemini, AnthropicStream(ctx, self.signatures, now), ping=True)
+                return None
+            document = await self._generate(request, model, gemini)
+            return _json(request, anthropic_response.message(document, ctx, self.signatures, self.reactor.seconds()))
+
+        return await self._with_model(body["model"], call)
 
     @app.route("/v1/messages/count_tokens", methods=["POST"])
     async def count_tokens(self, request: IRequest) -> bytes:
@@ -360,7 +367,7 @@ class CompatApp:
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             raise GatewayError(400, "model: Field required")
         observe.requested(body["model"])
-        model = resolve(self.mapper, body["model"])
+        model = await self._resolve(body["model"])
         observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
@@ -374,6 +381,19 @@ class CompatApp:
         return _json(request, {"input_tokens": max(1, total)})
 
     # -- shared --
+
+    async def _resolve(self, requested: str) -> str:
+        """The live-catalogue resolver when the mapper is one (``gateway.resolution``), else the mapping."""
+        resolver = getattr(self.mapper, "resolve", None)
+        if resolver is not None:
+            return str(await resolver(requested))
+        return resolve(self.mapper, requested)
+
+    async def _with_model(self, requested: str, call: Callable[[str], Any]) -> Any:
+        with_model = getattr(self.mapper, "with_model", None)
+        if with_model is not None:
+            return await with_model(requested, call)
+        return await call(resolve(self.mapper, requested))
 
     async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
         forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))

@@ -19,16 +19,16 @@ def client(gw: ClientStack) -> anthropic.Anthropic:
 
 
 def test_messages(client: anthropic.Anthropic, gw: ClientStack) -> None:
-    message = client.messages.create(model="claude-sonnet-4-5", max_tokens=1024, system="Be brief.",
+    message = client.messages.create(model="claude-sonnet-4-6", max_tokens=1024, system="Be brief.",
                                      messages=[{"role": "user", "content": "Hello from anthropic"}])
     assert message.content[0].type == "text" and message.content[0].text == "Echo: Hello from anthropic"
-    assert message.stop_reason == "end_turn" and message.model == "claude-sonnet-4-5"
+    assert message.stop_reason == "end_turn" and message.model == "claude-sonnet-4-6"
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
     assert gw.requests("generateContent")[-1]["body"]["model"] == "claude-sonnet-4-6"
 
 
 def test_stream(client: anthropic.Anthropic) -> None:
-    with client.messages.stream(model="gemini-2.5-flash", max_tokens=512,
+    with client.messages.stream(model="gemini-3-flash", max_tokens=512,
                                 messages=[{"role": "user", "content": "Hi stream 4 events"}]) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -47,7 +47,7 @@ def test_tool_use_round_trip(client: anthropic.Anthropic, gw: ClientStack) -> No
     second = client.messages.create(model="gemini-3-flash", max_tokens=512, tools=[TOOL], messages=messages)
     assert second.content[0].text == 'Results: get_weather={"output":"sunny"}'
     # streamed, through the SDK's accumulator
-    with client.messages.stream(model="gemini-2.5-flash", max_tokens=512, tools=[TOOL],
+    with client.messages.stream(model="gemini-3-flash", max_tokens=512, tools=[TOOL],
                                 messages=[{"role": "user", "content": "call function get_weather"}]) as stream:
         final = stream.get_final_message()
     streamed = next(b for b in final.content if b.type == "tool_use")
@@ -74,8 +74,8 @@ def test_thinking(client: anthropic.Anthropic, gw: ClientStack) -> None:
 
 def test_count_tokens(client: anthropic.Anthropic) -> None:
     messages = [{"role": "user", "content": "Count these words, please"}]
-    plain = client.messages.count_tokens(model="claude-sonnet-4-5", messages=messages)
-    with_tools = client.messages.count_tokens(model="claude-sonnet-4-5", messages=messages, tools=[TOOL], system="A system prompt.")
+    plain = client.messages.count_tokens(model="claude-sonnet-4-6", messages=messages)
+    with_tools = client.messages.count_tokens(model="claude-sonnet-4-6", messages=messages, tools=[TOOL], system="A system prompt.")
     assert 0 < plain.input_tokens < with_tools.input_tokens
 
 
@@ -87,21 +87,21 @@ def test_models_list_for_claude_code(client: anthropic.Anthropic) -> None:
 
 def test_error_classes(client: anthropic.Anthropic, gw: ClientStack) -> None:
     with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "system", "content": "x"}])
+        client.messages.create(model="gemini-3-flash", max_tokens=10, messages=[{"role": "system", "content": "x"}])
     gw.add_fault(method="generateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(anthropic.RateLimitError) as caught:
-        client.messages.create(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(model="gemini-3-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert caught.value.body["error"]["type"] == "rate_limit_error"
     gw.clear_faults()
     # A 403 from upstream must not reach Claude Code as 403 (it would show its login screen). Injected as an
     # in-stream error before the first event, so the shared session's accounts are not disabled by the pool.
     gw.add_fault(method="streamGenerateContent", kind="stream_error", after_events=0, status=403, times=-1)
     with pytest.raises(anthropic.InternalServerError) as refused:
-        with client.messages.stream(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
+        with client.messages.stream(model="gemini-3-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
             stream.get_final_message()
     assert refused.value.status_code == 503 and refused.value.body["error"]["type"] == "overloaded_error"
     gw.clear_faults()
     gw.add_fault(method="streamGenerateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(anthropic.RateLimitError):
-        with client.messages.stream(model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
+        with client.messages.stream(model="gemini-3-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as stream:
             stream.get_final_message()

@@ -3,10 +3,9 @@
 ``codex exec`` with a custom provider in a temporary ``CODEX_HOME``
 (``wire_api = "responses"``, ``env_key``), exactly as docs/responses-and-codex.md
 tells users to configure it. The emulator calls Codex's shell tool
-(``exec_command``) when the prompt says ``call function exec_command``; its
-arguments are the emulator's placeholder (not a command Codex can run, until the
-emulator learns schema-valid arguments), so Codex answers the call with an
-error output — which still makes the full tool round trip through the gateway.
+(``exec_command``) when the prompt says ``call function exec_command``, with
+schema-valid arguments taken from the prompt (the backquoted command), so
+Codex really runs the command and sends its output back through the gateway.
 
 The CLI comes from ``tests/clients/npm_openai`` (``npm ci`` there; ``.ci/run``
 does it). Node >= 22 is installed in the same directory by the ``node`` npm package.
@@ -14,6 +13,7 @@ does it). Node >= 22 is installed in the same directory by the ``node`` npm pack
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -74,7 +74,7 @@ def test_codex_exec_one_prompt(gw: ClientStack, tmp_path: Path) -> None:
 
 @needs_codex
 def test_codex_exec_shell_tool_round_trip(gw: ClientStack, tmp_path: Path) -> None:
-    result = run_codex(gw, tmp_path, "call function exec_command")
+    result = run_codex(gw, tmp_path, "call function exec_command to run `echo codex-round-trip`")
     assert result.returncode == 0, result.stdout + result.stderr + gw.logs()
     first, second = gw.requests("streamGenerateContent")
     call_turn = second["body"]["request"]["contents"][-2]
@@ -83,4 +83,6 @@ def test_codex_exec_shell_tool_round_trip(gw: ClientStack, tmp_path: Path) -> No
     assert call["thoughtSignature"] != "skip_thought_signature_validator"  # came back through encrypted_content
     [answer] = second["body"]["request"]["contents"][-1]["parts"]
     assert answer["functionResponse"]["id"] == call["functionCall"]["id"]
+    assert call["functionCall"]["args"]["cmd"] == "echo codex-round-trip", call
+    assert "codex-round-trip" in json.dumps(answer["functionResponse"]["response"]), answer  # Codex ran it
     assert "Results: exec_command=" in result.stdout

@@ -55,7 +55,7 @@ def test_stream_helper_and_tools_round_trip_by_previous_response_id(client: open
         first = stream.get_final_response()
     [call] = [item for item in first.output if item.type == "function_call"]
     args = json.loads(call.arguments)  # the emulator's placeholder, or schema-valid once it answers like a model
-    assert call.name == "get_weather" and (args == {"requested_by": "emulator"} or isinstance(args.get("city"), str))
+    assert call.name == "get_weather" and isinstance(args.get("city"), str)
     second = client.responses.create(
         model="gemini-3-flash", previous_response_id=first.id, tools=[WEATHER],
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])

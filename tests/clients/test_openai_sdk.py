@@ -34,12 +34,12 @@ def test_chat(client: openai.OpenAI, gw: ClientStack) -> None:
     assert choice.message.content == "Echo: Hello from openai" and choice.finish_reason == "stop"
     assert completion.model == "gpt-4o" and completion.usage and completion.usage.prompt_tokens > 0
     [call] = gw.requests("generateContent")
-    assert call["body"]["model"] == "gemini-2.5-flash"  # built-in default mapping for gpt-*
+    assert call["body"]["model"] == "gemini-3.7-flash-high"  # alias table: gpt-* -> the best flash served
 
 
 def test_stream_with_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi stream 4 events"}],
+        model="gemini-3-flash", messages=[{"role": "user", "content": "Hi stream 4 events"}],
         stream=True, stream_options={"include_usage": True})
     chunks = list(stream)  # ends on data: [DONE]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -66,26 +66,26 @@ def test_tools_round_trip_keeps_gemini3_signature(client: openai.OpenAI, gw: Cli
 
 
 def test_streamed_tool_calls(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="gemini-2.5-flash", tools=[WEATHER], stream=True,
+    stream = client.chat.completions.create(model="gemini-3-flash", tools=[WEATHER], stream=True,
                                             messages=[{"role": "user", "content": "call function get_weather"}])
     calls = [tc for chunk in stream for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices]
     assert len(calls) == 1 and calls[0].index == 0 and calls[0].function.name == "get_weather"
 
 
 def test_json_mode(client: openai.OpenAI, gw: ClientStack) -> None:
-    client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "json"}],
+    client.chat.completions.create(model="gemini-3-flash", messages=[{"role": "user", "content": "json"}],
                                    response_format={"type": "json_object"})
     config = gw.requests("generateContent")[-1]["body"]["request"]["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     client.chat.completions.create(
-        model="gemini-2.5-flash", messages=[{"role": "user", "content": "json"}],
+        model="gemini-3-flash", messages=[{"role": "user", "content": "json"}],
         response_format={"type": "json_schema", "json_schema": {"name": "w", "strict": True, "schema": WEATHER["function"]["parameters"]}})
     config = gw.requests("generateContent")[-1]["body"]["request"]["generationConfig"]
     assert config["responseSchema"] == {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
 def test_image_input(client: openai.OpenAI, gw: ClientStack) -> None:
-    completion = client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": [
+    completion = client.chat.completions.create(model="gemini-3-flash", messages=[{"role": "user", "content": [
         {"type": "text", "text": "Describe"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL_PNG}"}}]}])
     assert completion.choices[0].message.content == "Echo: Describe"
@@ -94,7 +94,7 @@ def test_image_input(client: openai.OpenAI, gw: ClientStack) -> None:
 
 
 def test_reasoning(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="gemini-2.5-flash", reasoning_effort="low",
+    completion = client.chat.completions.create(model="gemini-3-flash", reasoning_effort="low",
                                                 messages=[{"role": "user", "content": "think"}])
     assert completion.choices[0].message.model_dump()["reasoning_content"].startswith("Thinking about")
     assert completion.usage.completion_tokens_details.reasoning_tokens > 0
@@ -102,15 +102,15 @@ def test_reasoning(client: openai.OpenAI) -> None:
 
 def test_models_list(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert "gemini-2.5-flash" in ids and "claude-sonnet-4-6" in ids
-    assert client.models.retrieve("gemini-2.5-flash").id == "gemini-2.5-flash"
+    assert "gemini-3-flash" in ids and "claude-sonnet-4-6" in ids
+    assert client.models.retrieve("gemini-3-flash").id == "gemini-3-flash"
 
 
 def test_errors(client: openai.OpenAI, gw: ClientStack) -> None:
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="gemini-2.5-flash", messages=[])
+        client.chat.completions.create(model="gemini-3-flash", messages=[])
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     gw.add_fault(method="generateContent", kind="error", status=429, times=-1, retry_delay=0)
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="gemini-3-flash", messages=[{"role": "user", "content": "x"}])

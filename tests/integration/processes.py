@@ -215,7 +215,7 @@ class StreamReader:
     def __init__(self, base_url: str, text: str, headers: dict[str, str] | None = None, path: str | None = None) -> None:
         host_port = base_url.split("://", 1)[1]
         self.conn = http.client.HTTPConnection(host_port, timeout=30)
-        self.conn.request("POST", path or "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        self.conn.request("POST", path or "/v1beta/models/gemini-3-flash:streamGenerateContent?alt=sse",
                           body=json.dumps(ask(text)).encode(),
                           headers={"Content-Type": "application/json", **(headers or {})})
         self.response = self.conn.getresponse()

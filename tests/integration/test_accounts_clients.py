@@ -285,6 +285,7 @@ async def test_refused_credits_cool_the_model_instead_of_failing_the_client(tmp_
     store = [{"email": "rich@example.com", "refresh_token": "1//rich", "project_id": "project-rich",
               "credits": [{"type": "GOOGLE_ONE_AI", "amount": 500, "minimum": 50}]}]
     async with start_stack(tmp_path, upstream, store_accounts=store, upstream={"use_credits": "when_quota_exhausted"}) as stack:
+        await stack.gateway.forwarder.catalogue.snapshot()  # the last poll (models, quota, credits) before the call
         stack.emulator.state.accounts["rich@example.com"].credits = 0  # spent elsewhere since the last poll
         stack.emulator.state.set_quota({"model": MODEL, "remaining_fraction": 0, "reset_in": 3600})
         response = await stack.post(GENERATE, HELLO)

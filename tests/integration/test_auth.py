@@ -12,7 +12,7 @@ import treq
 from tests.integration.harness import accounts, start_stack
 
 HELLO = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}).encode()
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 KEY = "gw-key-0123456789abcdef"
 
 

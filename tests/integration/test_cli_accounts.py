@@ -25,7 +25,7 @@ from gateway.pool.json_store import JSONAccountStore
 from tests.integration.harness import CLIENT_ID, CLIENT_SECRET, accounts, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello there"}]}]}
 
 # Plays the user's browser: opens the consent URL and follows the redirect to the CLI's loopback server.
@@ -84,7 +84,7 @@ async def test_add_with_a_loopback_redirect_and_a_browser(tmp_path: Path) -> Non
         record = stored(tmp_path)["user1@example.com"]
         assert record["refresh_token"] == "1//refresh-1" and record["project_id"] == "project-1"
         assert record["tier"] == "standard-tier/g1-pro-tier"  # the current tier, then the paid tier
-        assert record["quota"]["gemini-2.5-pro"]["remaining"] == 1.0
+        assert record["quota"]["gemini-3.1-pro-low"]["remaining"] == 1.0
         assert os.stat(tmp_path / "accounts.json").st_mode & 0o777 == 0o600
         [authorize] = emulator.state.requests("authorize")
         query = {k: v[0] for k, v in authorize["query"].items()}
@@ -148,10 +148,10 @@ async def test_refresh_reports_each_account_and_disables_a_dead_grant(tmp_path: 
             {"email": "user1@example.com", "refresh_token": "1//refresh-1"},
         ]}))
         emulator.state.revoke("user1@example.com", refresh=True)
-        emulator.state.set_quota({"email": "user0@example.com", "model": "gemini-2.5-pro", "remaining_fraction": 0.0, "reset_in": 600})
+        emulator.state.set_quota({"email": "user0@example.com", "model": "gemini-3.1-pro-low", "remaining_fraction": 0.0, "reset_in": 600})
         result = await deferToThread(run_cli, ["accounts", "refresh", "--config", str(config)], env_for(tmp_path))
         assert result.returncode == 1, result.stdout + result.stderr
-        assert "user0@example.com: ok, project project-0" in result.stdout and "exhausted: gemini-2.5-pro" in result.stdout
+        assert "user0@example.com: ok, project project-0" in result.stdout and "exhausted: gemini-3.1-pro-low" in result.stdout
         assert "user1@example.com: disabled: refresh token rejected (invalid_grant" in result.stdout
         records = stored(tmp_path)
         assert records["user1@example.com"]["disabled"] is True

@@ -21,7 +21,7 @@ TOOL = {"name": "get_weather", "description": "Weather", "input_schema": {
 
 
 def message(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": extra.pop("model", "gemini-2.5-flash"), "max_tokens": extra.pop("max_tokens", 1024),
+    return {"model": extra.pop("model", "gemini-3-flash"), "max_tokens": extra.pop("max_tokens", 1024),
             "messages": [{"role": "user", "content": text}], **extra}
 
 
@@ -63,7 +63,7 @@ async def test_message_with_system_blocks_and_sampling(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_claude_ids_map_and_claude_upstream_rules_apply(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        for asked, sent_model in (("claude-sonnet-4-5", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-3-flash"),
+        for asked, sent_model in (("claude-sonnet-4-6", "claude-sonnet-4-6"), ("claude-3-5-haiku-20241022", "gemini-3.1-flash-lite"),
                                   ("claude-opus-4-6", "claude-opus-4-6-thinking")):
             response = await stack.post(MESSAGES, message("hi", model=asked, tools=[TOOL], max_tokens=100000,
                                                           thinking={"type": "enabled", "budget_tokens": 500}))
@@ -181,7 +181,7 @@ async def test_thinking_signatures_go_back_only_to_the_same_family(tmp_path: Pat
                                  {"role": "assistant", "content": [block, {"type": "text", "text": "done"}]},
                                  {"role": "user", "content": "again"}]}
 
-        for model, kept in (("claude-sonnet-4-6", True), ("gemini-2.5-flash", False)):
+        for model, kept in (("claude-sonnet-4-6", True), ("gemini-3-flash", False)):
             response = await stack.post(MESSAGES, follow_up(model, thinking))
             assert response.code == 200, await treq.content(response)
             await treq.content(response)
@@ -200,7 +200,7 @@ async def test_thinking_signatures_go_back_only_to_the_same_family(tmp_path: Pat
 @pytest_twisted.ensureDeferred
 async def test_count_tokens_counts_everything_the_request_carries(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        base = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello"}]}
+        base = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "Hello"}]}
 
         async def count(body: dict[str, Any]) -> int:
             response = await stack.post(COUNT, body, headers=dict(HEADERS))
@@ -253,7 +253,7 @@ async def test_context_overflow_says_prompt_is_too_long(tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_request_errors_and_stream_errors(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        missing = await stack.post(MESSAGES, {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})
+        missing = await stack.post(MESSAGES, {"model": "gemini-3-flash", "messages": [{"role": "user", "content": "hi"}]})
         body = await body_json(missing)
         assert missing.code == 400 and body["error"]["type"] == "invalid_request_error" and "max_tokens" in body["error"]["message"]
         broken = await stack.post(MESSAGES, b"{")

@@ -24,7 +24,7 @@ WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "descrip
 
 
 def chat(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": extra.pop("model", "gemini-2.5-flash"), "messages": [{"role": "user", "content": text}], **extra}
+    return {"model": extra.pop("model", "gemini-3-flash"), "messages": [{"role": "user", "content": text}], **extra}
 
 
 def sse_chunks(raw: bytes) -> list[Any]:
@@ -40,14 +40,14 @@ def sse_chunks(raw: bytes) -> list[Any]:
 @pytest_twisted.ensureDeferred
 async def test_chat_completion_text_usage_and_envelope(tmp_path: Path) -> None:
     async with start_stack(tmp_path, accounts(1)) as stack:
-        body = {"model": "gemini-2.5-flash", "messages": [{"role": "system", "content": "Be terse."},
+        body = {"model": "gemini-3-flash", "messages": [{"role": "system", "content": "Be terse."},
                                                            {"role": "user", "content": "Hello there"}],
                 "temperature": 0.5, "top_p": 0.9, "max_tokens": 200, "stop": ["END"], "seed": 7,
                 "presence_penalty": 0.5, "frequency_penalty": 0.2}
         response = await stack.post(CHAT, body)
         answer = await body_json(response)
         assert response.code == 200, answer
-        assert answer["object"] == "chat.completion" and answer["model"] == "gemini-2.5-flash"
+        assert answer["object"] == "chat.completion" and answer["model"] == "gemini-3-flash"
         choice = answer["choices"][0]
         assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there"}
         assert choice["finish_reason"] == "stop" and choice["logprobs"] is None
@@ -63,9 +63,10 @@ async def test_chat_completion_text_usage_and_envelope(tmp_path: Path) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_model_mapping_defaults_and_config_entries(tmp_path: Path) -> None:
-    async with start_stack(tmp_path, accounts(1), models={"mapping": (("gpt-4o-mini", "gemini-2.5-pro"),)}) as stack:
-        for asked, sent_model in (("gpt-4o", "gemini-2.5-flash"), ("gpt-4o-mini", "gemini-2.5-pro"),
-                                  ("o3-mini", "gemini-2.5-pro"), ("gemini-3-flash", "gemini-3-flash")):
+    async with start_stack(tmp_path, accounts(1), models={"mapping": (("gpt-4o-mini", "gemini-3.1-pro-low"),)}) as stack:
+        for asked, sent_model in (("gpt-4o", "gemini-3.7-flash-high"), ("gpt-4o-mini", "gemini-3.1-pro-low"),
+                                  ("o3-mini", "gemini-3.1-flash-lite"), ("o3", "gemini-3.1-pro-low"),
+                                  ("gemini-3-flash", "gemini-3-flash")):
             response = await stack.post(CHAT, chat("hi", model=asked))
             answer = await body_json(response)
             assert response.code == 200, answer
@@ -177,8 +178,8 @@ async def test_reasoning_effort_maps_to_thinking_and_reasoning_content(tmp_path:
         assert message["reasoning_content"].startswith("Thinking about: think")
         assert answer["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
         config = stack.emulator.state.requests("generateContent")[-1]["body"]["request"]["generationConfig"]
-        assert config["thinkingConfig"] == {"includeThoughts": True, "thinkingBudget": 1024}
-        await body_json(await stack.post(CHAT, chat("think", model="gemini-3-pro-preview", reasoning_effort="medium")))
+        assert config["thinkingConfig"] == {"includeThoughts": True, "thinkingLevel": "LOW"}
+        await body_json(await stack.post(CHAT, chat("think", model="gemini-3.1-pro-low", reasoning_effort="medium")))
         config = stack.emulator.state.requests("generateContent")[-1]["body"]["request"]["generationConfig"]
         assert config["thinkingConfig"] == {"includeThoughts": True, "thinkingLevel": "HIGH"}
         raw = await treq.content(await stack.post(CHAT, chat("think", reasoning_effort="high", stream=True)))
@@ -212,13 +213,13 @@ async def test_images_data_uri_and_fetched_url(tmp_path: Path, monkeypatch: pyte
             content = [{"type": "text", "text": "what is this"},
                        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL_PNG}"}},
                        {"type": "image_url", "image_url": {"url": base + "/pixel.png", "detail": "low"}}]
-            response = await stack.post(CHAT, {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": content}]})
+            response = await stack.post(CHAT, {"model": "gemini-3-flash", "messages": [{"role": "user", "content": content}]})
             assert response.code == 200, await treq.content(response)
             await treq.content(response)
             parts = stack.emulator.state.requests("generateContent")[-1]["body"]["request"]["contents"][0]["parts"]
             assert parts[1] == parts[2] == {"inlineData": {"mimeType": "image/png", "data": PIXEL_PNG}}
             for path in ("/big.png", "/missing.png"):
-                bad = await stack.post(CHAT, {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+                bad = await stack.post(CHAT, {"model": "gemini-3-flash", "messages": [{"role": "user", "content": [
                     {"type": "image_url", "image_url": {"url": base + path}}]}]})
                 error = await body_json(bad)
                 assert bad.code == 400 and error["error"]["type"] == "invalid_request_error", error
@@ -234,7 +235,7 @@ async def test_errors_are_openai_shaped_with_the_right_status(tmp_path: Path) ->
         bad = await stack.post(CHAT, b"{nope")
         error = await body_json(bad)
         assert bad.code == 400 and set(error["error"]) == {"message", "type", "param", "code"}
-        assert (await stack.post(CHAT, {"model": "gemini-2.5-flash", "messages": []})).code == 400
+        assert (await stack.post(CHAT, {"model": "gemini-3-flash", "messages": []})).code == 400
         missing = await stack.post(CHAT, chat("hi", model="no-such-model"))
         assert missing.code == 404 and (await body_json(missing))["error"]["code"] == "model_not_found"
         method = await stack.get(CHAT)
@@ -270,12 +271,12 @@ async def test_models_list_serves_openai_gemini_and_anthropic_shapes(tmp_path: P
         plain = await body_json(await stack.get("/v1/models"))
         assert plain["object"] == "list" and plain["models"]
         ids = [m["id"] for m in plain["data"]]
-        assert "gemini-2.5-flash" in ids and ids == [m["name"][len("models/"):] for m in plain["models"]]
+        assert "gemini-3-flash" in ids and ids == [m["name"][len("models/"):] for m in plain["models"]]
         assert set(plain["data"][0]) == {"id", "object", "created", "owned_by"}
         assert "has_more" not in plain
         claude = await body_json(await stack.get("/v1/models", headers={b"anthropic-version": [b"2023-06-01"]}))
         item = claude["data"][0]
         assert item["type"] == "model" and item["display_name"] and item["created_at"].endswith("Z")
         assert claude["has_more"] is False and claude["first_id"] == ids[0] and claude["last_id"] == ids[-1]
-        one = await body_json(await stack.get("/v1/models/gemini-2.5-flash"))
-        assert one["id"] == "gemini-2.5-flash" and one["object"] == "model" and one["name"] == "models/gemini-2.5-flash"
+        one = await body_json(await stack.get("/v1/models/gemini-3-flash"))
+        assert one["id"] == "gemini-3-flash" and one["object"] == "model" and one["name"] == "models/gemini-3-flash"

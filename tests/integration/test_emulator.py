@@ -80,7 +80,7 @@ async def token_for(http: HTTPClient, emu: RunningEmulator, refresh_token: str =
     return str(body["access_token"])
 
 
-def envelope(text: str = "hello there", model: str = "gemini-2.5-flash", project: str = "proj-a", **request: Any) -> dict[str, Any]:
+def envelope(text: str = "hello there", model: str = "gemini-3-flash", project: str = "proj-a", **request: Any) -> dict[str, Any]:
     return {
         "model": model,
         "project": project,
@@ -237,7 +237,7 @@ async def test_authentication_is_required(emu: RunningEmulator, http: HTTPClient
 
 
 INVALID_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], int, str]] = [
-    ("models/ prefix", lambda e: e.update(model="models/gemini-2.5-flash"), 400, "INVALID_ARGUMENT"),
+    ("models/ prefix", lambda e: e.update(model="models/gemini-3-flash"), 400, "INVALID_ARGUMENT"),
     ("unknown model", lambda e: e.update(model="gemini-9-ultra"), 404, "NOT_FOUND"),
     ("other project", lambda e: e.update(project="proj-b"), 403, "PERMISSION_DENIED"),
     ("no project", lambda e: e.pop("project"), 400, "INVALID_ARGUMENT"),
@@ -313,9 +313,9 @@ async def test_generate_stream_and_count_agree(emu: RunningEmulator, http: HTTPC
     assert candidate["content"]["parts"][0]["text"] == "Echo: What is the weather like today in Paris?"
     usage = response["usageMetadata"]
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
-    assert response["modelVersion"] == "gemini-2.5-flash" and response["responseId"]
+    assert response["modelVersion"] == "gemini-3-flash" and response["responseId"]
 
-    count_body = {"request": {"model": "models/gemini-2.5-flash", "contents": body["request"]["contents"], **extra}}
+    count_body = {"request": {"model": "models/gemini-3-flash", "contents": body["request"]["contents"], **extra}}
     code, counted, _ = await call(http, emu.url, "countTokens", count_body, token)
     assert code == 200 and counted == {"totalTokens": usage["promptTokenCount"]}
 
@@ -370,11 +370,11 @@ async def test_host_tags_route_to_the_same_api(emu: RunningEmulator, http: HTTPC
 @pytest_twisted.ensureDeferred
 async def test_thinking_image_and_function_answers(emu: RunningEmulator, http: HTTPClient) -> None:
     token = await token_for(http, emu)
-    body = envelope(model="gemini-2.5-pro", generationConfig={"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}})
+    body = envelope(model="gemini-3.1-pro-low", generationConfig={"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}})
     _, answer, _ = await call(http, emu.url, "generateContent", body, token)
     parts = answer["response"]["candidates"][0]["content"]["parts"]
     assert parts[0]["thought"] is True and answer["response"]["usageMetadata"]["thoughtsTokenCount"] > 0
-    body = envelope(model="gemini-2.5-flash-image")
+    body = envelope(model="gemini-3.1-flash-image")
     body["requestType"] = "image_gen"
     _, answer, _ = await call(http, emu.url, "generateContent", body, token)
     assert answer["response"]["candidates"][0]["content"]["parts"][-1]["inlineData"]["mimeType"] == "image/png"
@@ -388,10 +388,10 @@ async def test_fetch_available_models(emu: RunningEmulator, http: HTTPClient) ->
     token = await token_for(http, emu)
     code, body, _ = await call(http, emu.url, "fetchAvailableModels", {"project": "proj-a"}, token)
     assert code == 200
-    pro = body["models"]["gemini-2.5-pro"]
+    pro = body["models"]["gemini-3.1-pro-low"]
     assert pro["maxTokens"] == 1_048_576 and pro["maxOutputTokens"] == 65_536
     assert pro["quotaInfo"]["remainingFraction"] == 1.0 and pro["quotaInfo"]["resetTime"].endswith("Z")
-    assert "claude-sonnet-4-5" in body["models"] and body["models"]["gemini-2.5-flash-image"]["supportsThinking"] is False
+    assert "claude-sonnet-4-6" in body["models"] and body["models"]["gemini-3.1-flash-image"]["supportsThinking"] is False
     assert (await call(http, emu.url, "fetchAvailableModels", {"project": "proj-b"}, token))[0] == 403
     assert (await call(http, emu.url, "fetchAvailableModels", {}, token))[0] == 400
 
@@ -458,9 +458,9 @@ async def test_rate_limit_and_quota_faults(emu: RunningEmulator, http: HTTPClien
     assert details["ErrorInfo"]["reason"] == "RATE_LIMIT_EXCEEDED" and details["RetryInfo"]["retryDelay"] == "2.5s"
     assert (await call(http, emu.url, "generateContent", envelope(), token))[0] == 200  # times=1 used up
 
-    await control(http, emu, "POST", "faults", {"method": "*", "status": 429, "reason": "QUOTA_EXHAUSTED", "quota_reset_delay": 3723, "model": "gemini-2.5-pro", "email": "a@example.com"})
+    await control(http, emu, "POST", "faults", {"method": "*", "status": 429, "reason": "QUOTA_EXHAUSTED", "quota_reset_delay": 3723, "model": "gemini-3.1-pro-low", "email": "a@example.com"})
     assert (await call(http, emu.url, "generateContent", envelope(), token))[0] == 200  # other model
-    code, error, _ = await call(http, emu.url, "generateContent", envelope(model="gemini-2.5-pro"), token)
+    code, error, _ = await call(http, emu.url, "generateContent", envelope(model="gemini-3.1-pro-low"), token)
     info = error["error"]["details"][0]
     assert code == 429 and info["reason"] == "QUOTA_EXHAUSTED" and info["metadata"]["quotaResetDelay"] == "1h2m3s"
     assert "reset after 1h2m3s" in error["error"]["message"]
@@ -573,11 +573,11 @@ async def test_token_endpoint_faults(emu: RunningEmulator, http: HTTPClient) -> 
 @pytest_twisted.ensureDeferred
 async def test_server_side_quota(emu: RunningEmulator, http: HTTPClient) -> None:
     token = await token_for(http, emu)
-    await control(http, emu, "POST", "quota", {"email": "a@example.com", "model": "gemini-2.5-flash", "remaining_fraction": 0, "reset_in": 90})
+    await control(http, emu, "POST", "quota", {"email": "a@example.com", "model": "gemini-3-flash", "remaining_fraction": 0, "reset_in": 90})
     code, error, _ = await call(http, emu.url, "generateContent", envelope(), token)
     assert code == 429 and error["error"]["details"][0]["reason"] == "QUOTA_EXHAUSTED"
     _, models, _ = await call(http, emu.url, "fetchAvailableModels", {"project": "proj-a"}, token)
-    assert models["models"]["gemini-2.5-flash"]["quotaInfo"]["remainingFraction"] == 0.0
+    assert models["models"]["gemini-3-flash"]["quotaInfo"]["remainingFraction"] == 0.0
 
 
 # --------------------------------------------------------------------------- control API

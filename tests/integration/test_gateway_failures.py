@@ -12,7 +12,7 @@ from twisted.internet import defer
 from tests.integration.harness import accounts, body_json, start_stack
 
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello there"}]}]}
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 
 
 def emails(stack: object, method: str = "generateContent") -> list[str]:

@@ -13,7 +13,7 @@ HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
 async def test_generate_through_the_gateway(tmp_path: Path) -> None:
     stack = start_stack(tmp_path, accounts(1))
     try:
-        response = await stack.post("/v1beta/models/gemini-2.5-flash:generateContent", HELLO)
+        response = await stack.post("/v1beta/models/gemini-3-flash:generateContent", HELLO)
         body = await body_json(response)
         assert response.code == 200, body
         assert "response" not in body

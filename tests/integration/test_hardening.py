@@ -20,7 +20,7 @@ from tests.integration.harness import Events, accounts, start_stack
 from tests.integration.rawhttp import exchange, parse
 
 HELLO = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}).encode()
-GENERATE = b"/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = b"/v1beta/models/gemini-3-flash:generateContent"
 KEY = "gw-key-0123456789abcdef"
 
 

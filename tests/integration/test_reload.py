@@ -38,11 +38,11 @@ async def test_reload_turns_auth_on_and_maps_models_anew(tmp_path: Path) -> None
     async with start_stack(tmp_path, accounts(2), store_accounts=[{"email": "user0@example.com", "refresh_token": "1//refresh-0"}]) as stack:
         reloader = stack.gateway.ops.reloader
         before = stack.gateway.settings
-        first = await stack.post("/v1beta/models/gemini-pro:generateContent", HELLO)
+        first = await stack.post("/v1beta/models/house-model:generateContent", HELLO)
         await treq.content(first)
-        assert first.code == 404  # not mapped yet: Cloud Code has no gemini-pro
+        assert first.code == 404  # not mapped yet: no model or alias has that name
         fresh = config.override(before, "auth", mode="strict", keys=(KEY,))
-        fresh = config.override(fresh, "models", mapping=(("gemini-pro", "gemini-2.5-flash"),))
+        fresh = config.override(fresh, "models", mapping=(("house-model", "gemini-3-flash"),))
         fresh = config.override(fresh, "upstream", max_attempts=5)
         store = json.loads(stack.store.read_text())
         store["accounts"].append({"email": "user1@example.com", "refresh_token": "1//refresh-1"})
@@ -53,16 +53,16 @@ async def test_reload_turns_auth_on_and_maps_models_anew(tmp_path: Path) -> None
         assert [e["reload"] for e in seen.events] == ["ok", "ok"]
         assert "upstream.max_attempts" in seen.events[1]["keys"]  # logged as needing a restart
         assert len(stack.gateway.pool.states()) == 2
-        refused = await stack.post("/v1beta/models/gemini-pro:generateContent", HELLO)
+        refused = await stack.post("/v1beta/models/house-model:generateContent", HELLO)
         assert refused.code == 401
         await treq.content(refused)
         health = await stack.get("/healthz")  # strict: even health needs the key now
         assert health.code == 401
         await treq.content(health)
-        ok = await stack.post("/v1beta/models/gemini-pro:generateContent", HELLO, headers={b"x-goog-api-key": [KEY.encode()]})
+        ok = await stack.post("/v1beta/models/house-model:generateContent", HELLO, headers={b"x-goog-api-key": [KEY.encode()]})
         assert ok.code == 200, await treq.content(ok)
         await treq.content(ok)
-        assert stack.emulator.state.requests("generateContent")[-1]["body"]["model"] == "gemini-2.5-flash"
+        assert stack.emulator.state.requests("generateContent")[-1]["body"]["model"] == "gemini-3-flash"
 
 
 @pytest_twisted.ensureDeferred
@@ -87,6 +87,6 @@ async def test_a_refused_reload_changes_nothing(tmp_path: Path) -> None:
         reloader.load = lambda: stack.gateway.settings
         assert reloader.reload() is False
         assert len(stack.gateway.pool.states()) == 1
-        response = await stack.post("/v1beta/models/gemini-2.5-flash:generateContent", HELLO, headers=key)
+        response = await stack.post("/v1beta/models/gemini-3-flash:generateContent", HELLO, headers=key)
         assert response.code == 200, await treq.content(response)
         await treq.content(response)

@@ -17,7 +17,7 @@ from tests.integration.processes import CLIENT_SECRET, EMULATOR_ACCOUNTS, Stream
 KEY = "gw-key-Zq8vLr2nW4tY6uP0"
 WRONG_KEY = "wrong-key-Hh3kJ5mN7pQ9"
 PROMPT = "prompt-marker-Xc1Vb2Nm3"
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 
 
 def raw(port: int, data: bytes) -> bytes:
@@ -50,7 +50,7 @@ def test_no_secret_reaches_the_log_or_an_answer(tmp_path: Path) -> None:
         stream = StreamReader(url, f"stream 3 events {PROMPT}", {"Authorization": f"Bearer {KEY}"})
         stream.rest()
         assert stream.response.status == 200
-        assert keep(call("POST", url + "/v1beta/models/gemini-2.5-flash:countTokens", ask(PROMPT), {"x-api-key": KEY}))[0] == 200
+        assert keep(call("POST", url + "/v1beta/models/gemini-3-flash:countTokens", ask(PROMPT), {"x-api-key": KEY}))[0] == 200
         assert keep(call("GET", url + "/v1beta/models", headers=header))[0] == 200
         assert keep(call("POST", url + GENERATE, ask(PROMPT), {"x-goog-api-key": WRONG_KEY}))[0] == 401
         assert keep(call("POST", url + GENERATE + f"?key={WRONG_KEY}", ask(PROMPT)))[0] == 401

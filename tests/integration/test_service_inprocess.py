@@ -21,7 +21,7 @@ from tests.integration.harness import CLIENT_ID, CLIENT_SECRET, accounts
 
 KEY = "gw-key-0123456789abcdef"
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "stream 6 events"}]}]}
-SSE = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+SSE = "/v1beta/models/gemini-3-flash:streamGenerateContent?alt=sse"
 
 
 async def running(tmp_path: Path, emulator: Any, **sections: dict[str, Any]) -> GatewayService:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.processes import StreamReader, ask, call, free_port, start
 
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 KEY_A = "gw-key-aaaaaaaaaaaaaaaa"
 KEY_B = "gw-key-bbbbbbbbbbbbbbbb"
 # twist ends by re-raising the signal it stopped for (systemd counts SIGTERM as a clean stop).
@@ -115,7 +115,7 @@ def test_a_stream_still_running_when_the_grace_period_ends_gets_an_error_event(t
 
 
 def test_sighup_reloads_keys_mapping_and_accounts_without_dropping_connections(tmp_path: Path) -> None:
-    auth = f'[auth]\nmode = "all_except_health"\nkeys = ["{KEY_A}"]\n[models]\nmapping = {{ "gemini-pro" = "gemini-2.5-pro" }}\n'
+    auth = f'[auth]\nmode = "all_except_health"\nkeys = ["{KEY_A}"]\n[models]\nmapping = {{ "gemini-pro" = "gemini-3.1-pro-low" }}\n'
     stack = start(tmp_path, event_delay=0.2, extra_toml=auth, health_url=None)
     try:
         key_a, key_b = {"x-goog-api-key": KEY_A}, {"x-goog-api-key": KEY_B}
@@ -124,7 +124,7 @@ def test_sighup_reloads_keys_mapping_and_accounts_without_dropping_connections(t
         assert stream.next_event() is not None
 
         # New key, new mapping, one more account in the store.
-        stack.config.write_text(stack.config.read_text().replace(KEY_A, KEY_B).replace('"gemini-2.5-pro"', '"gemini-2.5-flash"'))
+        stack.config.write_text(stack.config.read_text().replace(KEY_A, KEY_B).replace('"gemini-3.1-pro-low"', '"gemini-3-flash"'))
         accounts = json.loads(stack.store.read_text())["accounts"]
         accounts.append({"email": "user1@example.com", "refresh_token": "1//proc-refresh-1"})
         stack.store.write_text(json.dumps({"accounts": accounts}))
@@ -134,7 +134,7 @@ def test_sighup_reloads_keys_mapping_and_accounts_without_dropping_connections(t
         assert call("POST", stack.gateway_url + GENERATE, ask("hi"), key_a)[0] == 401
         status, _, body = call("POST", stack.gateway_url + "/v1beta/models/gemini-pro:generateContent", ask("hi"), key_b)
         assert status == 200, body
-        assert stack.upstream_requests("generateContent")[-1]["body"]["model"] == "gemini-2.5-flash"
+        assert stack.upstream_requests("generateContent")[-1]["body"]["model"] == "gemini-3-flash"
         _, _, metrics = call("GET", stack.gateway_url + "/metrics", headers=key_b)
         assert 'antigravity_gateway_accounts{state="active"} 2.0' in metrics.decode()
         events = stream.rest()  # the stream opened before the reload ran to its end

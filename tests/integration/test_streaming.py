@@ -16,8 +16,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.integration.harness import accounts, body_json, channel_transport, start_stack
 
-SSE = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-ARRAY = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+SSE = "/v1beta/models/gemini-3-flash:streamGenerateContent?alt=sse"
+ARRAY = "/v1beta/models/gemini-3-flash:streamGenerateContent"
 
 
 def ask(text: str) -> dict:
@@ -178,6 +178,7 @@ async def test_a_client_that_stops_reading_pauses_the_upstream(tmp_path: Path) -
     store = [{"email": "user0@example.com", "refresh_token": "1//refresh-0", "project_id": "project-0"}]
     try:
         async with start_stack(tmp_path, accounts(1), store_accounts=store) as stack:
+            await stack.gateway.forwarder.catalogue.snapshot()  # the model list comes from the emulator, the flood after
             stack.gateway.forwarder.client.hosts = (f"http://127.0.0.1:{upstream.getHost().port}",)
             port = stack.port.getHost().port
             stalled = deferToThread(_send_and_stall, port, SSE, json.dumps(ask("flood")).encode(), 1.5)

@@ -34,7 +34,7 @@ from tests.integration.harness import _close_connections as close_connections
 from tests.integration.harness import accounts, body_json, start_stack, track_connections
 
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
-GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+GENERATE = "/v1beta/models/gemini-3-flash:generateContent"
 
 
 class _Pipe(Protocol):

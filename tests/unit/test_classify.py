@@ -325,6 +325,7 @@ def test_every_kind_is_declared() -> None:
         (401, b""),
         (403, b""),
         (403, rpc(403, "v", "PERMISSION_DENIED", error_info("VALIDATION_REQUIRED"))),
+        (403, rpc(403, "d", "PERMISSION_DENIED", error_info("ACCOUNT_DISABLED"))),
         (404, b""),
         (500, b""),
         (400, b""),
@@ -499,3 +500,12 @@ def test_client_error_does_not_mutate_failure_body() -> None:
 def test_scrub_leaves_plain_text_alone() -> None:
     text = "Resource has been exhausted (e.g. check quota). See https://ai.google.dev/gemini-api/docs/rate-limits"
     assert scrub(text) == text
+
+
+def test_account_bans_and_the_model_a_failure_is_about() -> None:
+    banned = classify(403, {}, rpc(403, "This account violated the Terms of Service.", "PERMISSION_DENIED"), NOW)
+    assert banned.kind == "account_disabled"
+    family = classify(403, {}, rpc(403, "Permission denied on Claude models", "PERMISSION_DENIED"), NOW)
+    assert family.kind == "forbidden"
+    limited = classify(429, {}, rpc(429, "r", "RESOURCE_EXHAUSTED", error_info("RATE_LIMIT_EXCEEDED", model="models/claude-sonnet-4-6")), NOW)
+    assert limited.model == "claude-sonnet-4-6"

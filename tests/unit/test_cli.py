@@ -135,3 +135,14 @@ def test_import_of_something_else_says_what_it_expected(capsys: pytest.CaptureFi
     store = JSONAccountStore(str(tmp_path / "accounts.json"))
     code, _, err = run(capsys, store, "import", str(tmp_path / "x.json"))
     assert code == 1 and "Antigravity-Manager" in err and "oauth_creds.json" in err
+
+
+def test_list_shows_the_validation_link_of_an_enabled_account_resting_on_validation_required() -> None:
+    from gateway.pool import health
+    from gateway.pool.account import Account
+
+    url = "https://accounts.google.com/signin/continue?v=1"
+    resting = health.cool_account(Account("v@x.com", "rt"), 1e10 + 600, "needs verification by its owner (VALIDATION_REQUIRED)", 1e10, url)
+    out = cli.render_list([resting], 1e10)
+    assert "cooling until" in out and "VALIDATION_REQUIRED" not in out.splitlines()[0]
+    assert f"verify at: {url}" in out and "disabled" not in out

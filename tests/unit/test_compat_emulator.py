@@ -9,7 +9,8 @@ from gateway.emulator.content import generate_body, plan_answer, validate_reques
 from gateway.protocol.errors import GatewayError
 
 G3 = catalogue.get_model("gemini-3-flash")
-FLASH = catalogue.get_model("gemini-2.5-flash")
+FLASH = catalogue.get_model("gpt-oss-120b-medium")  # not Gemini 3: no signatures
+AGENT = catalogue.get_model("gemini-pro-agent")
 TOOLS = [{"functionDeclarations": [{"name": "f"}]}]
 
 
@@ -33,7 +34,7 @@ def test_gemini3_refuses_current_turn_calls_without_signature() -> None:
     with pytest.raises(GatewayError) as caught:
         validate_request({"contents": [user("go"), call, answer], "tools": TOOLS}, G3)
     assert caught.value.code == 400 and "thought_signature" in caught.value.message
-    validate_request({"contents": [user("go"), call, answer], "tools": TOOLS}, FLASH)  # 2.5 does not check
+    validate_request({"contents": [user("go"), call, answer], "tools": TOOLS}, FLASH)  # outside the Gemini 3 family: not checked
     signed = {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "skip_thought_signature_validator"}]}
     validate_request({"contents": [user("go"), signed, answer], "tools": TOOLS}, G3)
     # earlier turns are not checked
@@ -49,3 +50,13 @@ def test_tool_results_are_echoed() -> None:
 
 def test_cloud_code_claude_ids_exist() -> None:
     assert catalogue.get_model("claude-sonnet-4-6") and catalogue.get_model("claude-opus-4-6-thinking")
+
+
+def test_gemini3_family_comes_from_the_catalogue_not_the_id() -> None:
+    """``gemini-pro-agent`` does not start with gemini-3 but is Gemini 3: history calls need signatures."""
+    call = {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}
+    answer = {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"ok": 1}}}]}
+    assert AGENT is not None and AGENT.gemini3
+    with pytest.raises(GatewayError) as caught:
+        validate_request({"contents": [user("go"), call, answer], "tools": TOOLS}, AGENT)
+    assert "thought_signature" in caught.value.message

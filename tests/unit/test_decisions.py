@@ -48,17 +48,26 @@ def rate_limited(delay: str):
 def test_short_rate_limit_waits_and_retries_once_on_the_same_account() -> None:
     assert decide(rate_limited("0.539s"), model="gemini-2.5-pro", now=NOW) == RetrySame(0.539)
     second = decide(rate_limited("0.539s"), model="gemini-2.5-pro", now=NOW, retried_same=True)
-    assert isinstance(second, CoolAccount) and second.until == pytest.approx(NOW + 0.539)
+    assert isinstance(second, CoolModel) and second.until == pytest.approx(NOW + 0.539)
 
 
-def test_long_rate_limit_cools_the_account_for_that_delay() -> None:
+def test_a_rate_limit_naming_a_model_cools_that_model_on_that_account() -> None:
+    """PROTOCOL.md 2b: < 3 s retry, < 5 min cool the model, longer: as exhausted quota."""
     action = decide(rate_limited("54s"), model="gemini-2.5-pro", now=NOW)
-    assert isinstance(action, CoolAccount)
-    assert action.until == NOW + 54 and "RATE_LIMIT_EXCEEDED" in action.reason
+    assert isinstance(action, CoolModel) and action.model == "gemini-2.5-pro"
+    assert action.until == NOW + 54 and "RATE_LIMIT_EXCEEDED" in action.reason and not action.poll_quota
+    long = decide(rate_limited("3600s"), model="gemini-2.5-pro", now=NOW)
+    assert isinstance(long, CoolModel) and long.until == NOW + 3600 and long.poll_quota and "quota" in long.reason
+
+
+def test_a_rate_limit_without_a_model_cools_the_account() -> None:
+    body = error(429, "Resource has been exhausted (e.g. check quota).", info("RATE_LIMIT_EXCEEDED"), retry("54s"))
+    action = decide(failure(429, body), model="m", now=NOW)
+    assert isinstance(action, CoolAccount) and action.until == NOW + 54
 
 
 def test_the_short_retry_threshold_is_configurable() -> None:
-    assert isinstance(decide(rate_limited("2s"), model="m", now=NOW, tuning=Tuning(short_retry_max=1.0)), CoolAccount)
+    assert isinstance(decide(rate_limited("2s"), model="m", now=NOW, tuning=Tuning(short_retry_max=1.0)), CoolModel)
     assert decide(rate_limited("5s"), model="m", now=NOW, tuning=Tuning(short_retry_max=10.0)) == RetrySame(5.0)
 
 
@@ -119,7 +128,7 @@ def test_401_refreshes_once_then_cools() -> None:
     assert isinstance(again, CoolAccount) and again.until == NOW + Tuning().default_cooldown
 
 
-def test_validation_required_disables_with_the_reason_and_url() -> None:
+def test_validation_required_rests_the_account_with_the_reason_and_url() -> None:
     url = "https://accounts.google.com/signin/continue?sarp=1&scc=1"
     body = error(
         403,
@@ -128,15 +137,22 @@ def test_validation_required_disables_with_the_reason_and_url() -> None:
         {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Verify your account", "url": url}]},
         code_status="PERMISSION_DENIED",
     )
-    action = decide(failure(403, body), model="m", now=NOW)
-    assert isinstance(action, Disable)
+    action = decide(failure(403, body), model="m", now=NOW, tuning=Tuning(validation_rest=900))
+    assert isinstance(action, CoolAccount) and action.until == NOW + 900
     assert action.validation_url == url and "VALIDATION_REQUIRED" in action.reason
 
 
-def test_permission_denied_disables_and_the_reason_carries_no_token() -> None:
+def test_other_403s_rest_the_model_and_the_reason_carries_no_token() -> None:
     body = error(403, "Bearer ya29.secret denied", code_status="PERMISSION_DENIED")
-    action = decide(failure(403, body), model="m", now=NOW)
-    assert isinstance(action, Disable) and "ya29.secret" not in action.reason
+    action = decide(failure(403, body), model="claude-sonnet-4-6", now=NOW)
+    assert isinstance(action, CoolModel) and action.model == "claude-sonnet-4-6" and "ya29.secret" not in action.reason
+    assert action.until == NOW + Tuning().forbidden_rest and not action.poll_quota
+
+
+@pytest.mark.parametrize("reason", ["ACCOUNT_DISABLED", "TOS_VIOLATION"])
+def test_only_bans_disable_an_account(reason: str) -> None:
+    action = decide(failure(403, error(403, "Account disabled.", info(reason), code_status="PERMISSION_DENIED")), model="m", now=NOW)
+    assert isinstance(action, Disable) and reason in action.reason
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 408])

@@ -176,13 +176,23 @@ def test_plan_calls_a_tool_with_valid_arguments() -> None:
     assert answer.call_signature  # Gemini 3 signs its calls
 
 
-def test_plan_forced_choice_with_parameters_json_schema() -> None:
+def test_plan_ignores_parameters_json_schema_as_cloud_code_does() -> None:
+    """Cloud Code's model sees a parametersJsonSchema tool without parameters (PROTOCOL.md 2b): empty args."""
     decl = {"name": "extract", "parametersJsonSchema": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}},
                                                         "required": ["n"], "additionalProperties": False}}
     answer = plan({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": [decl]}],
                    "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["extract"]}}})
+    assert answer.function_call == {"name": "extract", "args": {}}
+
+
+def test_plan_forced_choice_with_a_json_schema_in_parameters() -> None:
+    """What the gateway's hygiene sends instead: the schema as (cleaned) parameters, args valid against it."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}, "required": ["n"]}
+    answer = plan({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                   "tools": [{"functionDeclarations": [{"name": "extract", "parameters": schema}]}],
+                   "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["extract"]}}})
     assert answer.function_call["name"] == "extract"
-    valid(decl["parametersJsonSchema"], answer.function_call["args"])
+    valid(schema, answer.function_call["args"])
 
 
 def test_plan_answers_text_after_function_results() -> None:

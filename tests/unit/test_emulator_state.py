@@ -36,7 +36,7 @@ from gateway.emulator.state import (
 )
 from gateway.protocol.errors import GatewayError
 
-FLASH = catalogue.get_model("gemini-2.5-flash")
+FLASH = catalogue.get_model("gemini-3-flash")
 assert FLASH is not None
 
 
@@ -203,8 +203,8 @@ def test_fault_validation() -> None:
     ):
         with pytest.raises(StateError):
             Fault.from_json(bad, "f")
-    fault = Fault.from_json({"model": "models/gemini-2.5-pro"}, "f")
-    assert fault.model == "gemini-2.5-pro" and fault.status == 503 and fault.times == 1
+    fault = Fault.from_json({"model": "models/gemini-3.1-pro-low"}, "f")
+    assert fault.model == "gemini-3.1-pro-low" and fault.status == 503 and fault.times == 1
     assert Fault.from_json({"kind": "invalid_grant", "method": "token"}, "f").status == 400
     assert Fault.from_json({"kind": "delay"}, "f").seconds == 1.0
 
@@ -212,7 +212,7 @@ def test_fault_validation() -> None:
 def test_fault_matching_and_consumption() -> None:
     state = make_state()
     state.add_fault({"method": "generateContent", "host": "sandbox", "times": 2, "status": 500})
-    state.add_fault({"method": "*", "email": "a@example.com", "model": "gemini-2.5-pro", "times": -1, "status": 429})
+    state.add_fault({"method": "*", "email": "a@example.com", "model": "gemini-3.1-pro-low", "times": -1, "status": 429})
     state.add_fault({"kind": "stall", "user_agent": "antigravity/"})
     assert state.take_fault("generateContent", None, None, None) is None
     assert state.take_fault("generateContent", "daily", None, None) is None
@@ -220,8 +220,8 @@ def test_fault_matching_and_consumption() -> None:
     assert state.take_fault("generateContent", "sandbox", None, None).status == 500  # type: ignore[union-attr]
     assert state.take_fault("generateContent", "sandbox", None, None) is None
     for _ in range(3):
-        assert state.take_fault("countTokens", None, "a@example.com", "gemini-2.5-pro").status == 429  # type: ignore[union-attr]
-    assert state.take_fault("countTokens", None, "b@example.com", "gemini-2.5-pro") is None
+        assert state.take_fault("countTokens", None, "a@example.com", "gemini-3.1-pro-low").status == 429  # type: ignore[union-attr]
+    assert state.take_fault("countTokens", None, "b@example.com", "gemini-3.1-pro-low") is None
     assert state.take_fault("generateContent", None, None, None, "antigravity/1.0") is None  # stall: streams only
     assert state.take_fault("streamGenerateContent", None, None, None, "curl/8") is None
     assert state.take_fault("streamGenerateContent", None, None, None, "antigravity/1.0").kind == "stall"  # type: ignore[union-attr]
@@ -236,11 +236,11 @@ def test_fault_matching_and_consumption() -> None:
 def test_quota_and_its_reset() -> None:
     clock = Clock()
     state = make_state(clock)
-    assert state.quota("a@example.com", "gemini-2.5-pro") == (1.0, state.quota_reset_at)
-    assert state.set_quota({"model": "gemini-2.5-pro", "remaining_fraction": 0, "reset_in": 60}) == 2
-    assert state.quota("a@example.com", "gemini-2.5-pro") == (0.0, clock.now + 60)
+    assert state.quota("a@example.com", "gemini-3.1-pro-low") == (1.0, state.quota_reset_at)
+    assert state.set_quota({"model": "gemini-3.1-pro-low", "remaining_fraction": 0, "reset_in": 60}) == 2
+    assert state.quota("a@example.com", "gemini-3.1-pro-low") == (0.0, clock.now + 60)
     clock.now += 61
-    assert state.quota("a@example.com", "gemini-2.5-pro")[0] == 1.0
+    assert state.quota("a@example.com", "gemini-3.1-pro-low")[0] == 1.0
     with pytest.raises(StateError):
         state.set_quota({"model": "x", "remaining_fraction": 2})
     state.set_quota({"email": "a@example.com", "model": "m", "remaining_fraction": 0.5, "reset_time": "2030-01-01T00:00:00Z"})
@@ -316,14 +316,14 @@ def test_request_validation_rejects_what_upstream_rejects() -> None:
     _reject({"contents": [user("hi")], "tools": [{"functionDeclarations": [{"name": "1bad"}]}]})
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}
     assert "additionalProperties" in _reject({"contents": [user("hi")], "tools": [{"functionDeclarations": [{"name": "f", "parameters": schema}]}]}).message
-    lite = catalogue.get_model("gemini-2.5-flash-image")
+    lite = catalogue.get_model("gemini-3.1-flash-image")
     _reject({"contents": [user("hi")], "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}, lite)
 
 
 def test_function_turns_must_pair() -> None:
     call = {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}
     answer = {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"ok": 1}}}]}
-    validate_request({"contents": [user("hi"), call, answer]}, FLASH)
+    validate_request({"contents": [user("hi"), call, answer]}, catalogue.get_model("claude-sonnet-4-6"))
     assert "immediately after a function call" in _reject({"contents": [user("hi"), answer]}).message
     two = {"role": "user", "parts": [answer["parts"][0], answer["parts"][0]]}
     assert "number of function response parts" in _reject({"contents": [user("hi"), call, two]}).message
@@ -345,20 +345,20 @@ def test_enums_as_ints_or_names_and_snake_case_fields() -> None:
 
 
 def test_claude_thinking_budget_below_max_tokens() -> None:
-    claude = catalogue.get_model("claude-sonnet-4-5-thinking")
+    claude = catalogue.get_model("claude-sonnet-4-6")
     cfg = {"maxOutputTokens": 1000, "thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": True}}
     assert "budget_tokens" in _reject({"contents": [user("hi")], "generationConfig": cfg}, claude).message
 
 
 def test_count_tokens_request_needs_models_prefix() -> None:
     with pytest.raises(GatewayError) as info:
-        validate_count_tokens({"request": {"model": "gemini-2.5-flash", "contents": [user("hi")]}})
+        validate_count_tokens({"request": {"model": "gemini-3-flash", "contents": [user("hi")]}})
     assert info.value.code == 400
     with pytest.raises(GatewayError) as info:
         validate_count_tokens({"request": {"model": "models/gemini-0", "contents": [user("hi")]}})
     assert info.value.code == 404
     with pytest.raises(GatewayError):
-        validate_count_tokens({"request": {"model": "models/gemini-2.5-flash", "contents": [user("hi")]}, "project": "p"})
+        validate_count_tokens({"request": {"model": "models/gemini-3-flash", "contents": [user("hi")]}, "project": "p"})
 
 
 # --------------------------------------------------------------------------- tokens and answers
@@ -406,7 +406,7 @@ def test_generate_body_shape_and_determinism() -> None:
     assert parts[0]["thought"] is True and parts[1]["text"] == "Echo: hi" and "thoughtSignature" in parts[1]
     usage = response["usageMetadata"]
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
-    assert response["modelVersion"] == "gemini-2.5-flash" and body["traceId"]
+    assert response["modelVersion"] == "gemini-3-flash" and body["traceId"]
 
 
 def test_split_text() -> None:
@@ -416,9 +416,9 @@ def test_split_text() -> None:
 
 
 def test_catalogue_limits() -> None:
-    pro = catalogue.get_model("gemini-2.5-pro")
+    pro = catalogue.get_model("gemini-3.1-pro-low")
     assert pro is not None and (pro.input_tokens, pro.output_tokens) == (1_048_576, 65_536)
-    assert catalogue.get_model("models/gemini-2.5-pro") is None
+    assert catalogue.get_model("models/gemini-3.1-pro-low") is None
     entry = catalogue.model_entry(pro, 1.0, "2030-01-01T00:00:00Z")
     assert entry["maxTokens"] == 1_048_576 and entry["quotaInfo"]["remainingFraction"] == 1.0
-    assert {"gemini-2.5-flash-image", "claude-sonnet-4-5", "claude-opus-4-5-thinking", "gemini-3-pro-preview"} <= set(catalogue.model_ids())
+    assert {"gemini-3.1-flash-image", "claude-sonnet-4-6", "claude-opus-4-6-thinking", "gemini-3.1-pro-low"} <= set(catalogue.model_ids())

@@ -118,3 +118,30 @@ def test_learned_state_round_trips_through_json_and_stays_out_of_a_plain_record(
 def test_bad_learned_state_says_which_field(field: str, value: object, problem: str) -> None:
     with pytest.raises(AccountFormatError, match=problem):
         Account.from_json({"email": "a@x.com", "refresh_token": "r", field: value}, "accounts[0]")
+
+
+def test_a_days_long_model_cooldown_is_released_when_a_poll_shows_quota_again() -> None:
+    week = health.cool_model(fresh(), "m", NOW + 7 * 86400, "weekly quota", NOW)
+    minute = health.cool_model(week, "n", NOW + 60, "quota", NOW)
+    polled = health.with_quota(minute, {"m": ModelQuota(0.4, NOW + 7 * 86400), "n": ModelQuota(1.0, None)}, NOW + 10)
+    assert "m" not in polled.model_cooldowns  # quota is back: the week-long rest was too pessimistic
+    assert "n" in polled.model_cooldowns  # a short rest outlives a lagging fraction
+    empty = health.with_quota(week, {"m": ModelQuota(0.0, NOW + 7 * 86400)}, NOW + 10)
+    assert "m" in empty.model_cooldowns
+
+
+def test_a_validation_rest_keeps_the_account_enabled_and_its_link_until_it_ends() -> None:
+    url = "https://accounts.google.com/signin/continue"
+    rested = health.cool_account(fresh(), NOW + 600, "VALIDATION_REQUIRED", NOW, url)
+    assert not rested.disabled and rested.validation_url == url
+    assert health.status(rested, NOW).state == "cooling"
+    assert health.prune(rested, NOW + 601).validation_url is None
+
+
+def test_an_exhausted_quota_snapshot_does_not_block_an_account_that_may_spend_credits() -> None:
+    rich = Account.from_json({"email": "r@x.com", "refresh_token": "rt", "credits": [{"type": "GOOGLE_ONE_AI", "amount": 500, "minimum": 50}]}, "t")
+    empty = health.with_quota(rich, {"m": ModelQuota(0.0, NOW + 3600)}, NOW)
+    assert health.blocked_until(empty, "m", NOW) == NOW + 3600
+    assert health.blocked_until(empty, "m", NOW, spend_credits=True) == 0.0
+    cooled = health.cool_model(empty, "m", NOW + 60, "credits refused", NOW)
+    assert health.blocked_until(cooled, "m", NOW, spend_credits=True) == NOW + 60  # a refusal still rests it

@@ -1,0 +1,60 @@
+"""The one model-resolution entry point every door calls, over the live catalogue.
+
+Thin: fetches (or reuses) the pool's catalogue snapshot and hands it, with the
+operator's mapper, to the pure ``gateway.protocol.resolve``. Doors ``await
+resolver.resolve(name)``; code that cannot wait calls ``resolve_now`` (the last
+snapshot, no I/O). A name that is not served raises the 404 ``GatewayError``
+each door shapes for itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, TypeVar
+
+from gateway.protocol.catalogue import Catalogue
+from gateway.protocol.errors import GatewayError
+from gateway.protocol.resolve import Resolved, resolve
+
+T = TypeVar("T")
+
+
+class ModelResolver:
+    def __init__(self, catalogue: Any, mapper: Any) -> None:
+        #: A ``gateway.upstream.quota.PoolCatalogue`` (``snapshot()``, ``current()``).
+        self.catalogue = catalogue
+        #: The operator's IModelMapper (swapped on SIGHUP behind a holder).
+        self.mapper = mapper
+
+    async def resolved(self, requested: str) -> Resolved:
+        return resolve(requested, await self.catalogue.snapshot(), self.mapper.map)
+
+    async def resolve(self, requested: str) -> str:
+        """The upstream id for ``requested``, or the 404 naming it and the ids served."""
+        return (await self.resolved(requested)).model
+
+    def resolve_now(self, requested: str) -> str:
+        """Like ``resolve`` against the last snapshot (never waits; before any: mapping only)."""
+        return resolve(requested, self.catalogue.current(), self.mapper.map).model
+
+    def current(self) -> Catalogue | None:
+        return self.catalogue.current()
+
+    def map(self, requested: str) -> str:
+        """IModelMapper-compatible: what ``resolve_now`` gives (doors written against a mapper)."""
+        return self.resolve_now(requested)
+
+    async def with_model(self, requested: str, call: Callable[[str], Awaitable[T]]) -> T:
+        """``call(upstream id)``; when upstream answers 404 (the model left the catalogue since the
+        last snapshot), refresh the catalogue, resolve again and, if the name now means another
+        model, call once more with it — so a model vanishing mid-run costs no failed request."""
+        model = await self.resolve(requested)
+        try:
+            return await call(model)
+        except GatewayError as e:
+            if e.code != 404:
+                raise
+            self.catalogue.invalidate()
+            again = await self.resolve(requested)
+            if again == model:
+                raise
+            return await call(again)
