@@ -31,6 +31,7 @@ from gateway.web.site import GatewaySite
 from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
 from gateway.web.front import CORSResource, Router
+from gateway.web.guard import RequestGuard
 
 
 @attrs.define
@@ -83,7 +84,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
-    root = CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins)
+    root = RequestGuard(CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins))
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these

@@ -40,10 +40,11 @@ from gateway.compat.openai_stream import OpenAIStream
 from gateway.compat.signatures import SignatureMemory
 from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
-from gateway.protocol import envelope
+from gateway.protocol import envelope, framing
 from gateway.protocol.errors import GatewayError
 from gateway.upstream.client import discard, read_body
-from gateway.web.app import read_json
+from gateway.web.app import client_fault, read_json
+from gateway.web.doors import Door, door_for_path, error_bytes
 from gateway.web.auth import needs_auth, request_credential
 from gateway.web.relay import StreamRelay
 
@@ -56,20 +57,24 @@ COMPAT_PATHS = OPENAI_PATHS | ANTHROPIC_PATHS
 
 
 def is_anthropic(request: IRequest) -> bool:
-    return request.path in ANTHROPIC_PATHS
+    return door_for_path(request.path) is Door.ANTHROPIC
+
+
+def is_compat(path: bytes) -> bool:
+    """Served by this app: every OpenAI/Anthropic path (known or not) except the models list,
+    which the Gemini app answers for all three SDKs."""
+    return door_for_path(path) is not Door.GEMINI and not (path == b"/v1/models" or path.startswith(b"/v1/models/"))
 
 
 def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None) -> bytes:
     """Set the status and headers of ``request`` and return the error body for its door."""
-    if is_anthropic(request):
-        status, body = anthropic_response.shaped_error(code, message)
-    else:
-        status, body = code, openai_response.error_dict(code, message)
+    door = door_for_path(request.path)
+    status, body = error_bytes(door if door is not Door.GEMINI else Door.OPENAI, code, message)
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", JSON)
     for name, value in (headers or {}).items():
         request.setHeader(name.encode(), value.encode())
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return body
 
 
 class CompatDispatch(Resource):
@@ -83,7 +88,7 @@ class CompatDispatch(Resource):
         self.compat = compat
 
     def render(self, request: IRequest) -> Any:
-        return (self.compat if request.path in COMPAT_PATHS else self.gemini).render(request)
+        return (self.compat if is_compat(request.path) else self.gemini).render(request)
 
 
 class ShapedAuth(Resource):
@@ -255,6 +260,7 @@ class CompatStreamFormat:
 
 class CompatApp:
     app = Klein()
+    app.url_map.merge_slashes = False  # ``//`` is an unknown route, not a redirect
     #: Seconds of silence after which an Anthropic stream gets a ``ping`` event.
     ping_interval = 10.0
 
@@ -296,6 +302,9 @@ class CompatApp:
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+        known = client_fault(failure.value)
+        if known is not None:
+            return shaped_error(request, known.code, known.message, known.headers)
         log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
         return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
 
@@ -397,4 +406,4 @@ def _loads(raw: bytes) -> Any:
 
 def _json(request: IRequest, obj: Any) -> bytes:
     request.setHeader(b"Content-Type", JSON)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return framing.dumps(obj)
