@@ -68,7 +68,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
     client = UpstreamClient(ops.routes, up.hosts, up.user_agent, up.response_timeout, reactor)
     client.observer = ops.observer
-    endpoint = ObservedTokenEndpoint(TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), ops.observer)
+    endpoint = ObservedTokenEndpoint(TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.token_timeout, reactor),
+                                     ops.observer)
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
     quota = QuotaPoller(pool, tokens, projects, client, reactor, acc.quota_poll_interval)
@@ -78,6 +79,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
         reactor=reactor, tuning=tuning, queue_timeout=acc.queue_timeout, session_header=acc.session_header, quota=quota,
     )
     forwarder.observer = ops.observer
+    forwarder.request_timeout, forwarder.body_timeout, forwarder.max_answer_bytes = up.request_timeout, up.body_timeout, up.max_answer_bytes
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)

@@ -364,7 +364,7 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
                           accounts=lambda: [s.account for s in pool.states()])
     http = RoutingHTTPClient(routes)
     client = UpstreamClient(routes, up.hosts, up.user_agent, up.response_timeout, reactor)
-    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.response_timeout), reactor.seconds, up.refresh_margin)
+    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, up.client_id, up.client_secret, up.token_timeout, reactor), reactor.seconds, up.refresh_margin)
     projects = ProjectResolver(pool, client, reactor)
     poller = QuotaPoller(pool, tokens, projects, client, reactor, 0)
     failures = 0

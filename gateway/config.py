@@ -90,6 +90,10 @@ class UpstreamSettings:
     connect_timeout: float = 10.0
     response_timeout: float = 300.0
     stream_idle_timeout: float = 120.0
+    body_timeout: float = 60.0
+    request_timeout: float = 600.0
+    token_timeout: float = 30.0
+    max_answer_bytes: int = 32 * 1024 * 1024
     refresh_margin: float = 300.0
     models_cache_seconds: float = 300.0
     proxy: str = ""
@@ -320,6 +324,10 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "connect_timeout": _positive_float,
         "response_timeout": _positive_float,
         "stream_idle_timeout": _positive_float,
+        "body_timeout": _positive_float,
+        "request_timeout": _positive_float,
+        "token_timeout": _positive_float,
+        "max_answer_bytes": _positive_int,
         "refresh_margin": _non_negative_float,
         "models_cache_seconds": _non_negative_float,
         "proxy": _proxy_url,

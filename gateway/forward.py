@@ -16,6 +16,7 @@ import random
 from typing import Any, Callable
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -39,7 +40,16 @@ from gateway.pool.pool import AccountPool
 from gateway.protocol import envelope
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
-from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
+from gateway.upstream.client import (
+    DEFAULT_BODY_TIMEOUT,
+    UpstreamBodyError,
+    UpstreamClient,
+    UpstreamResponse,
+    UpstreamUnreachable,
+    read_body,
+    unreachable_error,
+)
+from gateway.upstream.deadline import within
 from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
 from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, ProjectResolver
@@ -47,7 +57,7 @@ from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, Proj
 log = Logger()
 
 NO_ACCOUNT_HELP = (
-    "add a Google account to the store ({store}) with `antigravity-gateway accounts add` "
+    "add a Google account to the store with `antigravity-gateway accounts add` "
     "(or write its refresh_token there), or re-enable a disabled one with "
     "`antigravity-gateway accounts enable EMAIL`, then retry"
 )
@@ -92,6 +102,12 @@ class _Again:
 
 class Forwarder:
     observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
+    #: Seconds one client request may take until its answer starts ([upstream] request_timeout).
+    request_timeout: float = 600.0
+    #: Seconds a non-streamed body may go without a byte ([upstream] body_timeout).
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    #: Bytes a non-streamed answer may buffer ([upstream] max_answer_bytes).
+    max_answer_bytes: int = 32 * 1024 * 1024
 
     def __init__(
         self,
@@ -137,7 +153,59 @@ class Forwarder:
         value = (value or "").strip()
         return value[:256] or None
 
+    def bounded(self, work: Any, what: str = "answer") -> Deferred[Any]:
+        """``work`` (a coroutine) under the client request's overall deadline: a 504 when it runs out."""
+        return within(work, self.request_timeout, self.reactor, lambda: GatewayError(
+            504,
+            f"Cloud Code's {what} did not come within {self.request_timeout:g} s ([upstream] request_timeout); "
+            "retry the request, or shorten it.",
+        ))
+
+    async def answer(self, model: str, request: dict[str, Any], *, session_key: str | None = None) -> bytes:
+        """A whole non-streamed ``generateContent`` body, within the overall deadline.
+
+        A body cut short or stalled after its headers reached nobody yet: it is
+        retried (up to ``max_attempts`` calls) like any other upstream failure.
+        """
+        return await self.bounded(self._answer(model, request, session_key))
+
+    async def _answer(self, model: str, request: dict[str, Any], session_key: str | None) -> bytes:
+        failed: UpstreamBodyError | None = None
+        for _ in range(max(1, self.max_attempts)):
+            forwarded = await self._generate(model, request, stream=False, session_key=session_key)
+            try:
+                return await self.read(forwarded)
+            except UpstreamBodyError as e:
+                if e.kind == "too_large":
+                    raise self.body_error(e) from None
+                failed = e
+                self.pool.failed(forwarded.account.email, f"answer body {e.kind}")
+                self.observer.attempt_failed("body_" + e.kind)
+        assert failed is not None
+        raise self.body_error(failed)
+
+    async def read(self, forwarded: Forwarded, limit: int | None = None) -> bytes:
+        """The body of a non-streamed answer, bounded in size and in time (``UpstreamBodyError``)."""
+        return await read_body(forwarded.upstream.response, self.max_answer_bytes if limit is None else limit,
+                               strict=True, timeout=self.body_timeout, reactor=self.reactor)
+
+    def body_error(self, error: UpstreamBodyError) -> GatewayError:
+        """What a client sees for an answer body that did not arrive whole."""
+        if error.kind == "too_large":
+            return GatewayError(
+                502,
+                f"Cloud Code's answer is larger than the gateway buffers ({self.max_answer_bytes} bytes, "
+                "[upstream] max_answer_bytes); use the streaming endpoint, or ask for a shorter answer.",
+            )
+        return GatewayError(502, f"Cloud Code's answer did not arrive whole: {error}. Retry the request.")
+
     async def generate(
+        self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
+    ) -> Forwarded:
+        """:meth:`_generate` within the overall deadline (for a stream: until its headers)."""
+        return await self.bounded(self._generate(model, request, stream=stream, session_key=session_key))
+
+    async def _generate(
         self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
     ) -> Forwarded:
         """``generateContent`` / ``streamGenerateContent`` with a fresh envelope per attempt.
@@ -167,9 +235,24 @@ class Forwarder:
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
         """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
-        return await self._attempts(
+        return await self.bounded(self._attempts(
             model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None
-        )
+        ))
+
+    async def count_answer(self, model: str, body: Any) -> bytes:
+        """A whole ``countTokens`` body, within the overall deadline."""
+
+        async def counted() -> bytes:
+            forwarded = await self._attempts(
+                model, "countTokens", lambda a, p: json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode(),
+                stream=False, needs_project=False, select_model=None,
+            )
+            try:
+                return await self.read(forwarded, 1 << 24)
+            except UpstreamBodyError as e:
+                raise self.body_error(e) from None
+
+        return await self.bounded(counted())
 
     async def available_models(self) -> Forwarded:
         """``fetchAvailableModels`` through any usable account."""
@@ -274,7 +357,11 @@ class Forwarder:
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
-        failure = classify(answer.code, answer.headers, await read_body(answer.response), self.clock())
+        try:
+            error_body = await read_body(answer.response, timeout=self.body_timeout, reactor=self.reactor)
+        except UpstreamBodyError:
+            error_body = b""  # the status alone still classifies the failure
+        failure = classify(answer.code, answer.headers, error_body, self.clock())
         self.observer.attempt_failed(failure.kind)
         now = self.clock()
         current = self.pool.get(email) or account
@@ -377,11 +464,9 @@ class Forwarder:
         if available.enabled == 0:
             reasons = sorted({s.account.disabled_reason or "no reason given" for s in self.pool.states()})
             disabled = f" ({available.disabled} disabled: {'; '.join(reasons)[:300]})" if available.disabled else ""
-            return GatewayError(
-                503,
-                "No usable Google account in the pool" + disabled + ": "
-                + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe()) + ".",
-            )
+            # The store's location is the operator's business: the log and /admin name it, clients never see it.
+            log.warn("no usable Google account in the pool (store: {store})", store=self.pool.backend.describe())
+            return GatewayError(503, "No usable Google account in the pool" + disabled + ": " + NO_ACCOUNT_HELP + ".")
         return GatewayError(503, "No account in the pool could serve this request; retry shortly.")
 
 

@@ -24,7 +24,6 @@ from gateway.protocol import envelope, framing, models
 from gateway.protocol.enums import enum_names
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.paths import parse_model_call, wants_sse
-from gateway.upstream.client import read_body
 from gateway.web.doors import path_error_bytes
 from gateway.web.relay import StreamFormat, StreamRelay
 
@@ -192,14 +191,12 @@ class GatewayApp:
         return None
 
     async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
-        forwarded = await self.forwarder.generate(model, body, stream=False, session_key=self.forwarder.session_key(request))
-        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        raw = await self.forwarder.answer(model, body, session_key=self.forwarder.session_key(request))
         request.setHeader(b"Content-Type", JSON)
         return _unwrapped(raw)
 
     async def _count_tokens(self, request: IRequest, model: str, body: Any) -> bytes:
-        forwarded = await self.forwarder.count_tokens(model, body)
-        raw = await read_body(forwarded.upstream.response)
+        raw = await self.forwarder.count_answer(model, body)
         request.setHeader(b"Content-Type", JSON)
         return _unwrapped(raw)
 

@@ -42,7 +42,7 @@ from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
 from gateway.protocol import envelope, framing
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import discard, read_body
+from gateway.upstream.client import discard
 from gateway.web.app import client_fault, read_json
 from gateway.web.doors import Door, door_for_path, error_bytes
 from gateway.web.auth import needs_auth, request_credential
@@ -352,8 +352,7 @@ class CompatApp:
         model = resolve(self.mapper, body["model"])
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
-        forwarded = await self.forwarder.count_tokens(model, counted)
-        document = envelope.unwrap(_loads(await read_body(forwarded.upstream.response, limit=1 << 24)))
+        document = envelope.unwrap(_loads(await self.forwarder.count_answer(model, counted)))
         total = document.get("totalTokens") if isinstance(document, dict) else None
         if isinstance(total, str) and total.isdigit():
             total = int(total)
@@ -364,8 +363,7 @@ class CompatApp:
     # -- shared --
 
     async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
-        forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))
-        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        raw = await self.forwarder.answer(model, gemini, session_key=self.forwarder.session_key(request))
         return envelope.unwrap(_loads(raw))
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], translator: Any, *, ping: bool) -> None:
