@@ -19,6 +19,7 @@ from gateway.plugin_loading import build
 from gateway.plugins.builtin import AllowAll
 from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.fetch import FetchPolicy
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
 from gateway.upstream.quota import PoolCatalogue, QuotaPoller
@@ -83,7 +84,9 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
-    compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http)
+    fetch = settings.image_fetch
+    compat = CompatApp(forwarder, mapper, reactor, up.stream_idle_timeout, http, image_fetch=FetchPolicy(
+        tuple(n for n in fetch.allow_networks if n != "unix"), fetch.max_bytes, fetch.max_redirects, fetch.timeout))
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
     root = RequestGuard(CORSResource(CompatDispatch(gemini, shaped), settings.server.cors_origins))

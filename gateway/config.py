@@ -116,6 +116,16 @@ class AccountsSettings:
 
 
 @dataclass(frozen=True)
+class ImageFetchSettings:
+    """Remote images named in OpenAI/Anthropic requests (``gateway.upstream.fetch``)."""
+
+    allow_networks: tuple[str, ...] = ()
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 3
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True)
 class ModelsSettings:
     mapper: str = "table"
     mapping: tuple[tuple[str, str], ...] = ()
@@ -142,6 +152,7 @@ class Settings:
     models: ModelsSettings = field(default_factory=ModelsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    image_fetch: ImageFetchSettings = field(default_factory=ImageFetchSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -349,6 +360,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},
     "logging": {"account_label": _account_label},
+    "image_fetch": {"allow_networks": _networks, "max_bytes": _positive_int, "max_redirects": _non_negative_int,
+                    "timeout": _positive_float},
 }
 
 _SECTION_TYPES = {
@@ -359,6 +372,7 @@ _SECTION_TYPES = {
     "models": ModelsSettings,
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
+    "image_fetch": ImageFetchSettings,
 }
 
 

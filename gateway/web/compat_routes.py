@@ -1,7 +1,8 @@
 """The OpenAI and Anthropic front doors: routing, auth, image fetching and relaying only.
 
 Every translation is in ``gateway.compat`` (pure). Here: read the body,
-resolve the model, fetch remote images (size cap, timeout), call the same
+resolve the model, fetch remote images (``gateway.upstream.fetch``: public addresses only,
+capped), call the same
 ``Forwarder`` the Gemini routes use, and either translate the whole answer or
 relay the upstream SSE through the shared :class:`StreamRelay` with a format
 object that speaks OpenAI chunks or Anthropic named events. Errors are shaped
@@ -13,21 +14,14 @@ still a proper HTTP error the SDKs can retry.
 
 from __future__ import annotations
 
+import base64
 import json
-import mimetypes
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from klein import Klein
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -42,7 +36,7 @@ from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
 from gateway.protocol import envelope, framing
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import discard
+from gateway.upstream.fetch import FetchPolicy, FetchRefused, SafeFetcher
 from gateway.web.app import client_fault, read_json
 from gateway.web.doors import Door, door_for_path, error_bytes
 from gateway.web.auth import needs_auth, request_credential
@@ -117,40 +111,12 @@ class ShapedAuth(Resource):
 # -- remote images ---------------------------------------------------------------
 
 
-class _Capped(Protocol):
-    def __init__(self, limit: int, done: Deferred[bytes]) -> None:
-        self.limit = limit
-        self.done = done
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.limit:
-            if not self.done.called:
-                self.done.errback(GatewayError(400, f"is larger than the gateway's limit of {self.limit} bytes"))
-            self.transport.stopProducing()
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.chunks))
-        else:
-            self.done.errback(GatewayError(400, "could not be read completely"))
-
-
 class ImageFetcher:
-    """Fetches http(s) images/documents named in requests, with a size cap and a timeout."""
+    """Fetches the http(s) images/documents a request names, through ``SafeFetcher`` (SSRF-safe,
+    capped in size, redirects and time; ``[image_fetch]``), as Gemini ``inlineData``."""
 
-    max_bytes = 20 * 1024 * 1024
-    timeout = 15.0
-
-    def __init__(self, http: HTTPClient, reactor: IReactorTime) -> None:
-        self.http = http
-        self.reactor = reactor
+    def __init__(self, fetcher: SafeFetcher) -> None:
+        self.fetcher = fetcher
 
     async def fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
@@ -159,44 +125,12 @@ class ImageFetcher:
         return found
 
     async def fetch(self, url: str) -> dict[str, str]:
-        shown = url if len(url) <= 200 else url[:197] + "..."
-        d = Deferred.fromCoroutine(self._fetch(url))
-        d.addTimeout(self.timeout, self.reactor)
+        shown = url.split("?", 1)[0]
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
         try:
-            return await d
-        except GatewayError as e:
-            raise GatewayError(400, f"The image at {shown} {e.message}.") from None
-        except Exception as e:  # timeouts, DNS, refused connections, TLS …
-            reason = "did not arrive in time" if type(e).__name__ in ("TimeoutError", "CancelledError") else f"could not be fetched ({type(e).__name__})"
-            raise GatewayError(400, f"The image at {shown} {reason}; send it as a data: URI instead.") from None
-
-    async def _fetch(self, url: str) -> dict[str, str]:
-        import base64
-
-        response = await self.http.get(url, unbuffered=True, timeout=self.timeout)
-        if response.code != 200:
-            discard(response)
-            raise GatewayError(400, f"answered HTTP {response.code}")
-        length = response.length
-        if isinstance(length, int) and length > self.max_bytes:
-            discard(response)
-            raise GatewayError(400, f"is larger than the gateway's limit of {self.max_bytes} bytes")
-        reader: list[_Capped] = []
-
-        def cancel(d: Deferred[bytes]) -> None:
-            if reader and reader[0].transport is not None:
-                reader[0].transport.stopProducing()
-
-        done: Deferred[bytes] = Deferred(cancel)
-        reader.append(_Capped(self.max_bytes, done))
-        response.deliverBody(reader[0])
-        body = await done
-        header = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
-        mime = header.split(";")[0].strip().lower()
-        if not mime.startswith(("image/", "application/pdf", "audio/", "video/", "text/")):
-            mime = mimetypes.guess_type(urlsplit(url).path)[0] or ""
-        if not mime:
-            raise GatewayError(400, "has no recognisable media type")
+            mime, body = await self.fetcher.fetch(url)
+        except FetchRefused as e:
+            raise GatewayError(400, f"The image at {shown} {e}; send it as a data: URI instead.") from None
         return {"mimeType": mime, "data": base64.b64encode(body).decode("ascii")}
 
 
@@ -272,12 +206,13 @@ class CompatApp:
         stream_idle_timeout: float,
         http: HTTPClient,
         signatures: SignatureMemory | None = None,
+        image_fetch: FetchPolicy | None = None,
     ) -> None:
         self.forwarder = forwarder
         self.mapper = mapper
         self.reactor = reactor
         self.stream_idle_timeout = stream_idle_timeout
-        self.fetcher = ImageFetcher(http, reactor)
+        self.fetcher = ImageFetcher(SafeFetcher(reactor, image_fetch or FetchPolicy()))
         self.signatures = signatures if signatures is not None else SignatureMemory()
 
     def resource(self) -> Any:
