@@ -47,17 +47,28 @@ class RequestGuard(Resource):
         self.wrapped = wrapped
 
     def render(self, request: IRequest) -> Any:
-        if request.path == b"*" and request.method == b"OPTIONS":
-            request.setHeader(b"Allow", ALLOW.encode())
-            request.setHeader(b"Content-Type", JSON)
-            return json.dumps({"allow": ALLOW.split(", ")}).encode()
+        if request.path == b"*":
+            return star_answer(request)
         found = problem(request.method, request.path, request.getHeader(b"host"))
         if found is None:
             return self.wrapped.render(request)
-        code, message = found
-        if code == 405:
-            request.setHeader(b"Allow", b"OPTIONS")
-        status, body = path_error_bytes(request.path, code, message)
-        request.setResponseCode(status)
+        return refusal(request, *found)
+
+
+def refusal(request: IRequest, code: int, message: str) -> bytes:
+    """Set ``request``'s status and headers for a refusal in its door's shape; the body."""
+    if code == 405:
+        request.setHeader(b"Allow", b"OPTIONS")
+    status, body = path_error_bytes(request.path, code, message)
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", JSON)
+    return body
+
+
+def star_answer(request: IRequest) -> bytes:
+    """``OPTIONS *``: the methods this server takes, as JSON; any other method on ``*``: a JSON 405."""
+    if request.method == b"OPTIONS":
+        request.setHeader(b"Allow", ALLOW.encode())
         request.setHeader(b"Content-Type", JSON)
-        return body
+        return json.dumps({"allow": ALLOW.split(", ")}).encode()
+    return refusal(request, *(problem(request.method, b"*", None) or (405, "Use OPTIONS with *.")))

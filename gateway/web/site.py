@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.web.doors import path_error_bytes
+from gateway.web.guard import star_answer
 
 REQUEST_ID = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -176,6 +177,13 @@ class GatewayRequest(Request):
         if self.method == b"HEAD":
             resrc = _HeadOnly(resrc)
         super().render(resrc)
+
+    def _handleStar(self) -> None:
+        """``OPTIONS *`` / ``GET *`` (Twisted answers them itself, empty): JSON like every other answer."""
+        body = star_answer(self)
+        self.setHeader(b"Content-Length", b"%d" % len(body))
+        self.write(body)
+        self.finish()
 
     def getClientAddress(self) -> Any:
         """The client, after ``X-Forwarded-For`` from a trusted proxy (``[server] trusted_proxies``)."""
@@ -405,7 +413,11 @@ class GatewayChannel(HTTPChannel):
 
     def _refused_path(self) -> bytes:
         """The path of the request line being refused (its door picks the error shape), or b""."""
-        path = self._line_path or getattr(self, "_path", None) or b""
+        path = self._line_path or getattr(self, "_path", None)
+        if not path and self._phase is None:
+            # The request line is still arriving (a slow client): its target so far names the door.
+            parts = bytes(getattr(self, "_buffer", b"") or b"")[:8192].split(b"\n", 1)[0].split(b" ")
+            path = parts[1] if len(parts) >= 2 else b""
         return path.split(b"?", 1)[0] if isinstance(path, bytes) else b""
 
     def _respondToBadRequestAndDisconnect(self) -> None:
