@@ -29,12 +29,26 @@ def problem(method: bytes, path: bytes, host: bytes | None) -> tuple[int, str] |
         unquote_to_bytes(path.split(b"?", 1)[0]).decode("utf-8")
     except UnicodeDecodeError:
         return (400, "The request path is not valid UTF-8 after percent-decoding; send a valid URL.")
-    if host is not None:
-        try:
-            host.decode("utf-8")
-        except UnicodeDecodeError:
-            return (400, "The Host header is not valid UTF-8; send a valid host name.")
+    if host is not None and not host_valid(host):
+        return (400, "The Host header is not a valid host name; send the gateway's host (and port).")
     return None
+
+
+def host_valid(host: bytes) -> bool:
+    """Whether routing can use ``host``: UTF-8, and a name IDNA can encode (Werkzeug's own test,
+    which otherwise raises ``BadHost`` deep in Klein)."""
+    try:
+        text = host.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    name = text.rsplit(":", 1)[0] if not text.endswith("]") else text
+    if name.startswith("["):
+        return name.endswith("]") or ":" in name
+    try:
+        name.lower().encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class RequestGuard(Resource):
