@@ -25,6 +25,7 @@ from gateway.protocol.enums import enum_names
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.paths import parse_model_call, wants_sse
 from gateway.web.doors import path_error_bytes
+from gateway.web.failures import log_unhandled
 from gateway.web.relay import StreamFormat, StreamRelay
 
 JSON = b"application/json; charset=UTF-8"
@@ -128,7 +129,7 @@ class GatewayApp:
         known = client_fault(failure.value)
         if known is not None:
             return self._error(request, known)
-        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        log_unhandled(log, failure, request.path)
         return self._error(request, GatewayError(500, "Internal gateway error; it has been logged. Retry the request."))
 
     @staticmethod

@@ -39,6 +39,7 @@ from gateway.protocol.errors import GatewayError
 from gateway.upstream.fetch import FetchPolicy, FetchRefused, SafeFetcher
 from gateway.web.app import client_fault, read_json
 from gateway.web.doors import Door, door_for_path, error_bytes
+from gateway.web.failures import log_unhandled
 from gateway.web.auth import needs_auth, request_credential
 from gateway.web.relay import StreamRelay
 
@@ -240,7 +241,7 @@ class CompatApp:
         known = client_fault(failure.value)
         if known is not None:
             return shaped_error(request, known.code, known.message, known.headers)
-        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        log_unhandled(log, failure, request.path)
         return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
 
     # -- OpenAI --
