@@ -260,7 +260,8 @@ class Forwarder:
         def payload(account: Account, project: str | None) -> bytes:
             return json.dumps({"project": project or ""}).encode()
 
-        return await self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True, select_model=None)
+        return await self.bounded(
+            self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True, select_model=None), "model list")
 
     async def _attempts(
         self,

@@ -171,3 +171,31 @@ async def test_a_slow_token_endpoint_is_bounded_on_every_door(tmp_path: Path) ->
         stack.emulator.state.faults.clear()
     for door, (code, raw, seconds) in results.items():
         assert code == 503 and seconds < BOUND and door_shaped(door, json.loads(raw)), (door, code, raw[:300])
+
+
+@pytest_twisted.ensureDeferred
+async def test_timeouts_do_not_multiply(tmp_path: Path) -> None:
+    """A response_timeout cancel is a timeout, not a stale pooled connection: one send per host and account,
+    and the overall deadline caps the whole chain however many hosts and accounts there are."""
+    async with start_stack(tmp_path, accounts(3), hosts=("a", "b"),
+                           upstream={"response_timeout": 0.4, "request_timeout": 1.0, "max_attempts": 3}) as stack:
+        stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 2, "times": -1})
+        code, raw, seconds = await _ask(stack, "gemini")
+        stack.emulator.state.faults.clear()
+        sent = len(stack.emulator.state.requests("generateContent"))
+    # 3 accounts x 2 hosts x 0.4 s would be 2.4 s; the overall deadline ends it at 1 s.
+    assert code == 504 and "request_timeout" in json.loads(raw)["error"]["message"], raw
+    assert seconds < BOUND
+    assert sent <= 3, sent  # 1 s / 0.4 s per send: never a second send of a timed-out attempt to the same host
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_timed_out_attempt_is_not_resent_as_a_stale_connection(tmp_path: Path) -> None:
+    async with start_stack(tmp_path, accounts(1), hosts=("a", "b"),
+                           upstream={"response_timeout": 0.3, "request_timeout": 10.0, "max_attempts": 1}) as stack:
+        stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 2, "times": -1})
+        code, raw, _ = await _ask(stack, "gemini")
+        stack.emulator.state.faults.clear()
+        hosts = [r.get("host") for r in stack.emulator.state.requests("generateContent")]
+    assert code == 503, raw
+    assert sorted(hosts) == ["a", "b"], hosts  # one send per host: the cancel was not taken for a stale connection
