@@ -114,3 +114,16 @@ def test_urls_and_media_types() -> None:
     assert media_type("image/png; charset=binary") == "image/png"
     assert media_type("application/pdf") == "application/pdf"
     assert media_type("text/plain") is None and media_type("") is None
+
+
+def test_emulator_body_faults_validate_and_default_to_200() -> None:
+    from gateway.emulator.body_faults import huge_answer
+    from gateway.emulator.state import Fault, StateError
+
+    fault = Fault.from_json({"method": "generateContent", "kind": "huge", "size": 1000}, "f1")
+    assert fault.status == 200 and fault.size == 1000
+    assert Fault.from_json({"method": "token", "kind": "stall_body"}, "f2").status == 200
+    with pytest.raises(StateError):
+        Fault.from_json({"kind": "huge", "size": -1}, "f3")
+    document = json.loads(huge_answer(5000))
+    assert len(document["response"]["candidates"][0]["content"]["parts"][0]["text"]) == 5000
