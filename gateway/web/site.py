@@ -264,7 +264,8 @@ class GatewayChannel(HTTPChannel):
     _refused = False
     _closing = False
     _lost = False
-    _line_path: bytes = b""
+    _line_path: bytes = b""  # the target (and method) of the request line in progress, for refusals
+    _line_method: bytes = b""
 
     @property
     def limits(self) -> Limits:
@@ -301,6 +302,7 @@ class GatewayChannel(HTTPChannel):
             self._head_bytes = 0
             self._header_count = 0
             parts = line.split(b" ")
+            self._line_method = parts[0]
             self._line_path = parts[1] if len(parts) >= 2 else b""
             if len(parts) >= 2 and len(parts[1]) > limits.max_url_bytes:
                 self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
@@ -320,6 +322,7 @@ class GatewayChannel(HTTPChannel):
         limits = self.limits
         if self._phase is None:
             parts = line.split(b" ", 2)
+            self._line_method = parts[0][:16]
             self._line_path = parts[1][:4096] if len(parts) >= 2 else b""
             self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
                              "([server] max_url_bytes). Send parameters in the body.")
@@ -354,6 +357,7 @@ class GatewayChannel(HTTPChannel):
         self._cancel_timer()
         self._phase = None
         super().allContentReceived()
+        self._line_path = self._line_method = b""
 
     # -- slow clients --
 
@@ -406,14 +410,21 @@ class GatewayChannel(HTTPChannel):
             + REQUEST_ID + b": " + rid.encode() + b"\r\n"
             + b"Connection: close\r\n\r\n"
         )
-        self.transport.write(head + body)
+        # A HEAD answer has no body (the client would read it as the next response).
+        self.transport.write(head if self._refused_method() == b"HEAD" else head + body)
         self.loseConnection()
         observer = getattr(self.site, "observer", NULL_OBSERVER)
         observer.rejected(code, REASONS.get(code, b"").decode(), rid, describe_address(self.transport.getPeer()))
 
+    def _refused_method(self) -> bytes:
+        """The method of the request being refused, as far as it arrived."""
+        if self._line_method:
+            return self._line_method
+        return bytes(getattr(self, "_buffer", b"") or b"")[:16].split(b" ", 1)[0]
+
     def _refused_path(self) -> bytes:
         """The path of the request line being refused (its door picks the error shape), or b""."""
-        path = self._line_path or getattr(self, "_path", None)
+        path = self._line_path
         if not path and self._phase is None:
             # The request line is still arriving (a slow client): its target so far names the door.
             parts = bytes(getattr(self, "_buffer", b"") or b"")[:8192].split(b"\n", 1)[0].split(b" ")
