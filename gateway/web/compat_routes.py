@@ -36,6 +36,7 @@ from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
 from gateway.protocol import envelope, framing
 from gateway.protocol.errors import GatewayError
+from gateway.upstream.deadline import within
 from gateway.upstream.fetch import FetchPolicy, FetchRefused, SafeFetcher
 from gateway.web.app import client_fault, read_json
 from gateway.web.doors import Door, door_for_path, error_bytes
@@ -120,6 +121,15 @@ class ImageFetcher:
         self.fetcher = fetcher
 
     async def fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
+        """Every URL's media, all within one ``[image_fetch] timeout`` (not one per image)."""
+        if not urls:
+            return {}
+        seconds = self.fetcher.policy.timeout
+        return await within(self._fetch_all(urls), seconds, self.fetcher.reactor, lambda: GatewayError(
+            400, f"The images named in the request could not all be fetched within {seconds:g} s ([image_fetch] timeout); "
+                 "send them as data: URIs instead."))
+
+    async def _fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         for url in urls:
             found[url] = await self.fetch(url)
