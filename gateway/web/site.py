@@ -22,13 +22,16 @@ import attrs
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.web.http import HTTPChannel
+from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.web.doors import path_error_bytes
+from gateway.web.failures import log_unhandled
 from gateway.web.guard import star_answer
 
+_log = Logger(namespace="antigravity_gateway")
 REQUEST_ID = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_HEADER_COUNT = 200
@@ -177,6 +180,30 @@ class GatewayRequest(Request):
         if self.method == b"HEAD":
             resrc = _HeadOnly(resrc)
         super().render(resrc)
+
+    def processingFailed(self, reason: Any) -> Any:
+        """A resource raised out of ``render``: a scrubbed log entry and a JSON 500 in the door's
+        shape (Twisted's own logs the raw failure and answers HTML)."""
+        log_unhandled(_log, reason, self.path)
+        if self.finished or getattr(self, "channel", None) is None:
+            return reason
+        if self.startedWriting:
+            self.channel.loseConnection()  # too late for a status: end the answer
+            return reason
+        code, body = path_error_bytes(self.path or b"", 500, "Internal gateway error; it has been logged. Retry the request.")
+        self.setResponseCode(code)
+        self.setHeader(b"Content-Type", b"application/json; charset=UTF-8")
+        self.setHeader(b"Content-Length", b"%d" % len(body))
+        self.write(b"" if self.method == b"HEAD" else body)
+        self.finish()
+        return reason
+
+    def _cleanup(self) -> None:
+        if self.producer is not None:
+            # Twisted would log a RuntimeError naming the full URI, ?key= and all.
+            _log.warn("a producer was still registered when {path} finished", path=(self.path or b"").decode("latin-1", "replace")[:200])
+            self.unregisterProducer()
+        super()._cleanup()
 
     def _handleStar(self) -> None:
         """``OPTIONS *`` / ``GET *`` (Twisted answers them itself, empty): JSON like every other answer."""
