@@ -242,13 +242,14 @@ class Forwarder:
     async def count_answer(self, model: str, body: Any) -> bytes:
         """A whole ``countTokens`` body, within the overall deadline."""
 
+        wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
+
         async def counted() -> bytes:
             forwarded = await self._attempts(
-                model, "countTokens", lambda a, p: json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode(),
-                stream=False, needs_project=False, select_model=None,
+                model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None,
             )
             try:
-                return await self.read(forwarded, 1 << 24)
+                return await self.read(forwarded)
             except UpstreamBodyError as e:
                 raise self.body_error(e) from None
 
