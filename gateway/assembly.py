@@ -19,6 +19,7 @@ from gateway.plugin_loading import build
 from gateway.plugins.builtin import AllowAll
 from gateway.pool.pool import AccountPool
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.fetch import FetchPolicy
 from gateway.upstream.oauth import AccessTokens, TokenEndpoint
 from gateway.upstream.onboarding import ProjectResolver
 from gateway.resolution import ModelResolver
@@ -37,6 +38,7 @@ from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
 from gateway.web.dashboard import AdminFront, Dashboard
 from gateway.web.front import CORSResource, Router
+from gateway.web.guard import RequestGuard
 
 
 @attrs.define
@@ -88,7 +90,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     clients = oauth_clients.from_settings(up)  # each account refreshes with its own OAuth client
     default_client = clients.named(None)
     endpoint = ObservedTokenEndpoint(
-        TokenEndpoint(http, up.token_url, default_client.client_id, default_client.client_secret, up.response_timeout), ops.observer
+        TokenEndpoint(http, up.token_url, default_client.client_id, default_client.client_secret, up.token_timeout, reactor), ops.observer
     )
     tokens = AccessTokens(pool, endpoint, reactor.seconds, up.refresh_margin, clients=clients)
     projects = ProjectResolver(pool, client, reactor)
@@ -104,6 +106,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     forwarder.version = version
     forwarder.use_credits = up.use_credits
     pool.spend_credits = up.use_credits == "when_quota_exhausted"
+    forwarder.request_timeout, forwarder.body_timeout, forwarder.max_answer_bytes = up.request_timeout, up.body_timeout, up.max_answer_bytes
     catalogue = PoolCatalogue(quota, forwarder, reactor.seconds, up.models_cache_seconds)
     web = GatewayApp(forwarder, mapper, reactor, up.stream_idle_timeout, catalogue)
     resolver = ModelResolver(catalogue, mapper)  # every door resolves names here (docs/models.md)
@@ -112,14 +115,16 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     admin = AdminResource(pool, reactor.seconds, mode, acc.selection)
     admin.version = version
     admin.clients = clients
-    compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http)
+    fetch = settings.image_fetch
+    compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http, image_fetch=FetchPolicy(
+        tuple(n for n in fetch.allow_networks if n != "unix"), fetch.max_bytes, fetch.max_redirects, fetch.timeout))
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl,
                                                      settings.responses.store_max_bytes))
     shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
     team = attach_team(settings, reactor, ops, forwarder)
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, version.user_agent)
-    root = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)
+    root = RequestGuard(CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins))
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these

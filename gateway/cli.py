@@ -453,7 +453,7 @@ async def _refresh_all(reactor: Any, settings: Settings, store: Any, emails: lis
     print(f"client version {version.current()} (User-Agent {version.user_agent()!r})")
     client = UpstreamClient(routes, up.hosts, version.user_agent, up.response_timeout, reactor)
     default = clients.named(None)
-    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, default.client_id, default.client_secret, up.response_timeout),
+    tokens = AccessTokens(pool, TokenEndpoint(http, up.token_url, default.client_id, default.client_secret, up.token_timeout, reactor),
                           reactor.seconds, up.refresh_margin, clients=clients)
     projects = ProjectResolver(pool, client, reactor)
     projects.client_name = clients.name_of

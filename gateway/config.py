@@ -92,6 +92,10 @@ class UpstreamSettings:
     connect_timeout: float = 10.0
     response_timeout: float = 300.0
     stream_idle_timeout: float = 120.0
+    body_timeout: float = 60.0
+    request_timeout: float = 600.0
+    token_timeout: float = 30.0
+    max_answer_bytes: int = 32 * 1024 * 1024
     refresh_margin: float = 300.0
     models_cache_seconds: float = 300.0
     proxy: str = ""
@@ -120,6 +124,16 @@ class AccountsSettings:
     #: How long an account answered with 403 VALIDATION_REQUIRED rests (it stays enabled).
     validation_rest_seconds: float = 600.0
     quota_poll_interval: float = 300.0
+
+
+@dataclass(frozen=True)
+class ImageFetchSettings:
+    """Remote images named in OpenAI/Anthropic requests (``gateway.upstream.fetch``)."""
+
+    allow_networks: tuple[str, ...] = ()
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 3
+    timeout: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     team: TeamSettings = field(default_factory=TeamSettings)
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
+    image_fetch: ImageFetchSettings = field(default_factory=ImageFetchSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -415,6 +430,10 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "connect_timeout": _positive_float,
         "response_timeout": _positive_float,
         "stream_idle_timeout": _positive_float,
+        "body_timeout": _positive_float,
+        "request_timeout": _positive_float,
+        "token_timeout": _positive_float,
+        "max_answer_bytes": _positive_int,
         "refresh_margin": _non_negative_float,
         "models_cache_seconds": _non_negative_float,
         "proxy": _proxy_url,
@@ -453,6 +472,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "keys_poll_seconds": _positive_float,
     },
     "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float, "store_max_bytes": _positive_int},
+    "image_fetch": {"allow_networks": _networks, "max_bytes": _positive_int, "max_redirects": _non_negative_int,
+                    "timeout": _positive_float},
 }
 
 _SECTION_TYPES = {
@@ -465,6 +486,7 @@ _SECTION_TYPES = {
     "logging": LoggingSettings,
     "team": TeamSettings,
     "responses": ResponsesSettings,
+    "image_fetch": ImageFetchSettings,
 }
 
 

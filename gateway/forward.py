@@ -16,6 +16,7 @@ import random
 from typing import Any, Callable
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -41,7 +42,16 @@ from gateway.protocol import client_version, credits, envelope, hygiene
 from gateway.upstream.oauth_clients import UNSUPPORTED_CLIENT_FOR_CLIENTS, unsupported_client, unsupported_client_reason
 from gateway.protocol.classify import classify, client_error, scrub
 from gateway.protocol.errors import GatewayError, retry_info
-from gateway.upstream.client import UpstreamClient, UpstreamResponse, UpstreamUnreachable, read_body, unreachable_error
+from gateway.upstream.client import (
+    DEFAULT_BODY_TIMEOUT,
+    UpstreamBodyError,
+    UpstreamClient,
+    UpstreamResponse,
+    UpstreamUnreachable,
+    read_body,
+    unreachable_error,
+)
+from gateway.upstream.deadline import within
 from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
 from gateway.upstream.peek import peek_stream
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
@@ -50,7 +60,7 @@ from gateway.upstream.onboarding import AccountIneligible, DiscoveryFailed, Proj
 log = Logger()
 
 NO_ACCOUNT_HELP = (
-    "add a Google account to the store ({store}) with `{accounts} add` "
+    "add a Google account with `{accounts} add` "
     "(or write its refresh_token there), or re-enable a disabled one with "
     "`{accounts} enable EMAIL`, then retry"
 )
@@ -106,6 +116,12 @@ class Forwarder:
     use_credits: str = "never"
     #: Per-key limits (``gateway.team.service.Team.gate``): raises before any account is taken.
     gate: Callable[[str | None], None] | None = None
+    #: Seconds one client request may take until its answer starts ([upstream] request_timeout).
+    request_timeout: float = 600.0
+    #: Seconds a non-streamed body may go without a byte ([upstream] body_timeout).
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    #: Bytes a non-streamed answer may buffer ([upstream] max_answer_bytes).
+    max_answer_bytes: int = 32 * 1024 * 1024
 
     def __init__(
         self,
@@ -151,7 +167,66 @@ class Forwarder:
         value = (value or "").strip()
         return value[:256] or None
 
+    def bounded(self, work: Any, what: str = "answer") -> Deferred[Any]:
+        """``work`` (a coroutine) under the client request's overall deadline: a 504 when it runs out."""
+        return within(work, self.request_timeout, self.reactor, lambda: GatewayError(
+            504,
+            f"Cloud Code's {what} did not come within {self.request_timeout:g} s ([upstream] request_timeout); "
+            "retry the request, or shorten it.",
+        ))
+
+    async def answer(self, model: str, request: dict[str, Any], *, session_key: str | None = None) -> bytes:
+        """A whole non-streamed ``generateContent`` body, within the overall deadline.
+
+        A body cut short or stalled after its headers reached nobody yet: it is
+        retried (up to ``max_attempts`` calls) like any other upstream failure.
+        """
+        self._gate(model)
+        return await self.bounded(self._answer(model, request, session_key))
+
+    async def _answer(self, model: str, request: dict[str, Any], session_key: str | None) -> bytes:
+        failed: UpstreamBodyError | None = None
+        for _ in range(max(1, self.max_attempts)):
+            forwarded = await self._generate(model, request, stream=False, session_key=session_key)
+            try:
+                return await self.read(forwarded)
+            except UpstreamBodyError as e:
+                if e.kind == "too_large":
+                    raise self.body_error(e) from None
+                failed = e
+                self.pool.failed(forwarded.account.email, f"answer body {e.kind}")
+                self.observer.attempt_failed("body_" + e.kind)
+        assert failed is not None
+        raise self.body_error(failed)
+
+    async def read(self, forwarded: Forwarded, limit: int | None = None) -> bytes:
+        """The body of a non-streamed answer, bounded in size and in time (``UpstreamBodyError``)."""
+        return await read_body(forwarded.upstream.response, self.max_answer_bytes if limit is None else limit,
+                               strict=True, timeout=self.body_timeout, reactor=self.reactor)
+
+    def body_error(self, error: UpstreamBodyError) -> GatewayError:
+        """What a client sees for an answer body that did not arrive whole."""
+        if error.kind == "too_large":
+            return GatewayError(
+                502,
+                f"Cloud Code's answer is larger than the gateway buffers ({self.max_answer_bytes} bytes, "
+                "[upstream] max_answer_bytes); use the streaming endpoint, or ask for a shorter answer.",
+            )
+        return GatewayError(502, f"Cloud Code's answer did not arrive whole: {error}. Retry the request.")
+
+    def _gate(self, model: str) -> None:
+        """Per-key limits, once per client request (retries inside it are not new requests)."""
+        if self.gate is not None:
+            self.gate(model)
+
     async def generate(
+        self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
+    ) -> Forwarded:
+        """:meth:`_generate` within the overall deadline (for a stream: until its headers)."""
+        self._gate(model)
+        return await self.bounded(self._generate(model, request, stream=stream, session_key=session_key))
+
+    async def _generate(
         self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
     ) -> Forwarded:
         """``generateContent`` / ``streamGenerateContent`` with a fresh envelope per attempt.
@@ -160,8 +235,6 @@ class Forwarder:
         when the client sent one, else by the envelope's session id (a hash of
         the system instruction and the first user turn).
         """
-        if self.gate is not None:
-            self.gate(model)
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
         live = self.catalogue.current() if self.catalogue is not None else None
@@ -184,12 +257,27 @@ class Forwarder:
 
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
         """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
-        if self.gate is not None:
-            self.gate(model)
+        self._gate(model)
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
-        return await self._attempts(
+        return await self.bounded(self._attempts(
             model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None
-        )
+        ))
+
+    async def count_answer(self, model: str, body: Any) -> bytes:
+        """A whole ``countTokens`` body, within the overall deadline."""
+        self._gate(model)
+        wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
+
+        async def counted() -> bytes:
+            forwarded = await self._attempts(
+                model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None,
+            )
+            try:
+                return await self.read(forwarded)
+            except UpstreamBodyError as e:
+                raise self.body_error(e) from None
+
+        return await self.bounded(counted())
 
     async def available_models(self) -> Forwarded:
         """``fetchAvailableModels`` through any usable account."""
@@ -197,7 +285,8 @@ class Forwarder:
         def payload(account: Account, project: str | None) -> bytes:
             return json.dumps({"project": project or ""}).encode()
 
-        return await self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True, select_model=None)
+        return await self.bounded(
+            self._attempts("*", "fetchAvailableModels", payload, stream=False, needs_project=True, select_model=None), "model list")
 
     async def _attempts(
         self,
@@ -302,7 +391,10 @@ class Forwarder:
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
-        body = await read_body(answer.response)
+        try:
+            body = await read_body(answer.response, timeout=self.body_timeout, reactor=self.reactor)
+        except UpstreamBodyError:
+            body = b""  # the status alone still classifies the failure
         if client_version.is_rejection(answer.code, body):
             raise self.version_refused()
         failure = classify(answer.code, answer.headers, body, self.clock())
@@ -453,10 +545,11 @@ class Forwarder:
             # Scrubbed: a reason may name the account (a client must not learn the pool's emails).
             reasons = sorted({scrub(s.account.disabled_reason or "no reason given") for s in self.pool.states() if s.account.disabled})
             disabled = f" ({available.disabled} disabled: {'; '.join(reasons)[:300]})" if available.disabled else ""
+            # The store's location is the operator's business: the log and /admin name it, clients never see it.
+            log.warn("no usable Google account in the pool (store: {store})", store=self.pool.backend.describe())
             return GatewayError(
                 503,
-                "No usable Google account in the pool" + disabled + ": "
-                + NO_ACCOUNT_HELP.format(store=self.pool.backend.describe(), accounts=accounts_command()) + ".",
+                "No usable Google account in the pool" + disabled + ": " + NO_ACCOUNT_HELP.format(accounts=accounts_command()) + ".",
             )
         return GatewayError(503, "No account in the pool could serve this request; retry shortly.")
 

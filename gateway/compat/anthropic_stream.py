@@ -18,12 +18,13 @@ from gateway.compat.anthropic_request import AnthropicContext
 from gateway.compat.anthropic_response import message, shaped_error, stop_reason, tool_id, usage
 from gateway.compat.common import read_stream_event, call_args, candidates_of, dumps, new_id, parts_of, usage_numbers
 from gateway.compat.signatures import SignatureMemory
+from gateway.protocol import framing
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 def named(event: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + dumps(data).encode("utf-8", "surrogatepass") + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + framing.dumps(data) + b"\n\n"
 
 
 @dataclass

@@ -261,7 +261,9 @@ def _as_text(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_category(reason: str | None) -> str:
-    """``stop``, ``length`` or ``filtered`` for a Gemini finishReason."""
+    """``stop``, ``length`` or ``filtered`` for a Gemini finishReason (anything not a string: ``stop``)."""
+    if not isinstance(reason, str):
+        return "stop"
     if reason == "MAX_TOKENS":
         return "length"
     if reason in SAFETY_REASONS:

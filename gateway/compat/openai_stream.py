@@ -18,12 +18,13 @@ from gateway.compat.common import read_stream_event, candidates_of, dumps, new_i
 from gateway.compat.openai_request import OpenAIContext
 from gateway.compat.openai_response import error_dict, finish_reason, tool_call, usage
 from gateway.compat.signatures import SignatureMemory
+from gateway.protocol import framing
 
 DONE = b"data: [DONE]\n\n"
 
 
 def sse(obj: Any) -> bytes:
-    return b"data: " + dumps(obj).encode("utf-8", "surrogatepass") + b"\n\n"
+    return b"data: " + framing.dumps(obj) + b"\n\n"  # valid UTF-8 even for a lone surrogate
 
 
 @dataclass

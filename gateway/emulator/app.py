@@ -26,8 +26,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from gateway.emulator import catalogue, rules
-from gateway.emulator import catalogue, quota_summary, versions
+from gateway.emulator import body_faults, catalogue, quota_summary, rules, versions
 from gateway.emulator.clients import refused as client_refused, unsupported_error, unsupported_tier
 from gateway.emulator.rules_credits import credit_entries, credits_requested
 from gateway.emulator.content import (
@@ -331,6 +330,9 @@ class Emulator:
         fault = self.state.take_fault(method, host, entry["email"], model, _header(request, b"user-agent"))
         if fault is not None:
             entry["fault"] = fault.id
+            if fault.kind in body_faults.BODY_KINDS:
+                entry["status"] = fault.status
+                return await body_faults.answer(request, fault, self.clock, method)
             await self._before(fault)
             if fault.kind == "reset":
                 entry["status"] = 0
@@ -594,6 +596,9 @@ class Emulator:
         fault = state.take_fault("token", None, entry["email"], None, _header(request, b"user-agent"))
         if fault is not None:
             entry["fault"] = fault.id
+            if fault.kind in body_faults.BODY_KINDS:
+                entry["status"] = fault.status
+                return await body_faults.answer(request, fault, self.clock, "token")
             await self._before(fault)
             if fault.kind == "reset":
                 entry["status"] = 0

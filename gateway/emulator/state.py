@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 from gateway.emulator.catalogue import Catalogue
 from gateway.emulator.clients import Client, known_clients
 from gateway.emulator.quota_summary import WINDOWS
+from gateway.emulator.body_faults import BODY_KINDS  # fault kinds in the body, after its headers
 
 TIERS = ("free-tier", "standard-tier")
 SCOPE = (
@@ -40,7 +41,7 @@ API_METHODS = (
     "retrieveUserQuotaSummary",
 )
 FAULT_METHODS = API_METHODS + ("operations", "token", "userinfo", "*")
-FAULT_KINDS = ("error", "delay", "cut", "stall", "stream_error", "invalid_grant", "reset", "empty")
+FAULT_KINDS = ("error", "delay", "cut", "stall", "stream_error", "invalid_grant", "reset", "empty") + BODY_KINDS
 #: ``empty``: a 200 stream that ends with no candidates and no error (Google does this).
 STREAM_KINDS = ("cut", "stall", "stream_error", "empty")
 
@@ -308,6 +309,7 @@ class Fault:
     quota_reset_delay: float | None = None
     message: str | None = None
     validation_url: str | None = None
+    size: int = 0
     hits: int = 0
 
     @classmethod
@@ -324,7 +326,7 @@ class Fault:
             setattr(fault, key, value)
         fault._check()
         if fault.status is None:
-            fault.status = 400 if fault.kind == "invalid_grant" else 503
+            fault.status = 400 if fault.kind == "invalid_grant" else 200 if fault.kind in BODY_KINDS else 503
         if fault.kind == "delay" and "seconds" not in obj:
             fault.seconds = 1.0
         return fault
@@ -354,6 +356,8 @@ class Fault:
         if not isinstance(self.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
             raise StateError("fault.headers must map strings to strings")
         number("seconds", self.seconds, 0)
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise StateError("fault.size must be an integer >= 0")
         if isinstance(self.after_events, bool) or not isinstance(self.after_events, int) or self.after_events < 0:
             raise StateError("fault.after_events must be an integer >= 0")
         if self.retry_delay is not None:

@@ -462,6 +462,17 @@ def client_error(failure: UpstreamFailure) -> GatewayError:
     and URL queries. Validation links are dropped (they belong to the
     operator). A status that is not an HTTP error (<400 or >599) becomes 502.
     """
+    if failure.kind == "unauthorized":
+        # Upstream refused the *account's* token (even after a refresh): the
+        # gateway's problem, not the client's key — a 401 would make clients
+        # blame their own key (Claude Code drops to its login screen).
+        return GatewayError(
+            503,
+            "Cloud Code refused a pool account's credentials even after a token refresh "
+            f"({scrub(failure.message) or 'HTTP 401'}). The operator must re-authorise that account "
+            "(`antigravity-gateway accounts add`); retry, another account may serve.",
+            "UNAVAILABLE",
+        )
     code = failure.status if 400 <= failure.status <= 599 else 502
     error = failure.body.get("error", {})
     upstream_status = error.get("status")

@@ -30,6 +30,17 @@ CONNECTION_ERRORS = (ConnectError, DNSLookupError, TxTimeoutError, ResponseNever
 #: 403 too: Cloud Code's hosts can refuse independently (PROTOCOL.md 2b), so another host may serve.
 NEXT_HOST_STATUSES = frozenset({403, 408, 404}) | frozenset(range(500, 600))
 MAX_ERROR_BODY = 256 * 1024
+#: Seconds a body may go without a byte before the read fails ([upstream] body_timeout).
+DEFAULT_BODY_TIMEOUT = 60.0
+
+
+class UpstreamBodyError(Exception):
+    """A body did not arrive whole: ``kind`` is ``cut`` (the connection ended early),
+    ``stalled`` (no byte within the body timeout) or ``too_large`` (over the limit)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class UpstreamUnreachable(Exception):
@@ -155,15 +166,13 @@ class UpstreamClient:
             try:
                 try:
                     response = await self._send(agent, verb, url, headers, payload)
-                except ResponseNeverReceived as e:
-                    if _cancelled(e):
-                        raise CancelledError() from None  # our caller gave up (or shut down): no resend
+                except ResponseNeverReceived:
                     # A pooled connection the server had closed: the request never
-                    # reached it, so sending it once more is safe (TWISTED.md).
+                    # reached it, so sending it once more is safe (TWISTED.md). A
+                    # cancelled request never gets here: _send turns it into a
+                    # timeout (ours) or CancelledError (the caller's).
                     response = await self._send(agent, verb, url, headers, payload)
             except CONNECTION_ERRORS as e:
-                if _cancelled(e):
-                    raise CancelledError() from None
                 last_error = Failure(e)
                 observer.upstream_body(observer.now() - started)
                 if index != last:
@@ -183,23 +192,33 @@ class UpstreamClient:
         """One request; cancelled (connection aborted) if no response headers come within the timeout."""
         body = None if payload is None else BytesProducer(payload)
         d = agent.request(verb, url, headers, body)
-        timer = self._reactor.callLater(self.response_timeout, d.cancel)
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            d.cancel()
+
+        timer = self._reactor.callLater(self.response_timeout, expire)
 
         def settled(result: Any) -> Any:
             if timer.active():
                 timer.cancel()
-            elif isinstance(result, Failure) and timer.called:
-                # Our own deadline cancelled it: a timeout (next host), not a caller's cancel.
-                return Failure(TxTimeoutError(f"no response headers within {self.response_timeout:g}s"))
+            if isinstance(result, Failure) and _cancelled(result):
+                # Our own response timeout: a timeout (next host), never a stale
+                # connection to retry. Anyone else's cancel: stop right here.
+                return Failure(TxTimeoutError("no response headers in time")) if timed_out else Failure(CancelledError())
             return result
 
         return d.addBoth(settled)
 
 
-def _cancelled(error: Exception) -> bool:
-    """A failed request whose cause is a cancellation (``ResponseNeverReceived([CancelledError])``)."""
-    reasons = getattr(error, "reasons", None) or []
-    return any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons)
+def _cancelled(failure: Failure) -> bool:
+    """Whether a request failed because it was cancelled (the Agent wraps that in ResponseNeverReceived)."""
+    if failure.check(CancelledError):
+        return True
+    if failure.check(ResponseNeverReceived, ResponseFailed):
+        return any(isinstance(r, Failure) and r.check(CancelledError) for r in failure.value.reasons)
+    return False
 
 
 def _host_value(base_url: str) -> bytes:
@@ -222,38 +241,75 @@ def unreachable_error(e: UpstreamUnreachable) -> GatewayError:
 
 
 class _Collect(Protocol):
-    """Collects a body (up to ``limit`` bytes; the rest is read and dropped) for one ``join``.
+    """Collects a body for one ``join``, failing it when it stalls (``idle`` seconds without a byte),
+    is cut short, or (``strict``) grows past ``limit``; otherwise bytes past ``limit`` are dropped.
 
     Cancelling ``done`` (the client hung up) closes the upstream connection.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, strict: bool, idle: float, reactor: Any) -> None:
         self._chunks: list[bytes] = []
         self._room = limit
+        self._limit = limit
+        self._strict = strict
+        self._idle = idle
+        self._reactor = reactor
+        self._timer: Any = reactor.callLater(idle, self._stalled)
         self.done: Deferred[bytes] = Deferred(self._cancel)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self._idle)
         if self._room > 0:
             self._chunks.append(data[:self._room])
-            self._room -= len(data)
+        self._room -= len(data)
+        if self._room < 0 and self._strict:
+            self._fail(UpstreamBodyError("too_large", f"the answer is larger than {self._limit} bytes"))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._disarm()
         if self.done.called:
             return
         if reason is None or reason.check(ResponseDone, PotentialDataLoss):
             self.done.callback(b"".join(self._chunks))
         else:
-            self.done.errback(reason)
+            self.done.errback(UpstreamBodyError("cut", f"the connection ended before the body was complete ({reason.type.__name__})"))
+
+    def _stalled(self) -> None:
+        self._timer = None
+        self._fail(UpstreamBodyError("stalled", f"no part of the body arrived for {self._idle:g} s"))
+
+    def _fail(self, error: UpstreamBodyError) -> None:
+        self._disarm()
+        self._chunks = []
+        if not self.done.called:
+            self.done.errback(error)
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def _disarm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
     def _cancel(self, d: Deferred[bytes]) -> None:
+        self._disarm()
         if self.transport is not None:
             self.transport.stopProducing()
 
 
-async def read_body(response: IResponse, limit: int = MAX_ERROR_BODY) -> bytes:
-    """The whole body of a (small) non-streamed answer, cut at ``limit`` bytes."""
+async def read_body(response: IResponse, limit: int = MAX_ERROR_BODY, *, strict: bool = False,
+                    timeout: float = DEFAULT_BODY_TIMEOUT, reactor: Any = None) -> bytes:
+    """The whole body of a non-streamed answer; raises ``UpstreamBodyError`` when it stalls for
+    ``timeout`` seconds, is cut short, or (``strict``) exceeds ``limit`` bytes — else it is cut at ``limit``."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
     started = time.monotonic()
-    collect = _Collect(limit)
+    collect = _Collect(limit, strict, timeout, reactor)
     response.deliverBody(collect)
     body = await collect.done
     observe.upstream_time(time.monotonic() - started)

@@ -17,8 +17,11 @@ from twisted.internet.defer import Deferred, succeed
 
 from gateway.pool.account import Account
 from gateway.pool.pool import AccountPool
-from gateway.upstream.client import CONNECTION_ERRORS
+from gateway.upstream.client import CONNECTION_ERRORS, UpstreamBodyError, read_body
+from gateway.upstream.deadline import within
 from gateway.upstream.oauth_clients import OAuthClient, OAuthClients, UnknownClient
+
+MAX_TOKEN_BODY = 64 * 1024
 from gateway.upstream.singleflight import SingleFlight
 
 
@@ -81,7 +84,9 @@ def apply_grant(account: Account, grant: Grant, now: float) -> Account:
 class TokenEndpoint:
     """``POST token_url`` with the refresh-token grant (form-encoded)."""
 
-    def __init__(self, http: HTTPClient, url: str, client_id: str, client_secret: str, timeout: float) -> None:
+    def __init__(self, http: HTTPClient, url: str, client_id: str, client_secret: str, timeout: float,
+                 reactor: Any = None) -> None:
+        self._reactor = reactor
         self._http = http
         self.url = url
         self._client_id = client_id
@@ -89,7 +94,17 @@ class TokenEndpoint:
         self._timeout = timeout
 
     async def refresh(self, refresh_token: str, client: OAuthClient | None = None) -> Grant:
-        """One refresh with ``client`` (the account's; None: the endpoint's own credentials)."""
+        """One refresh with ``client`` (the account's; None: the endpoint's own credentials), whole
+        (headers and body) within the endpoint's timeout."""
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        return await within(self._refresh(refresh_token, client, reactor), self._timeout, reactor, lambda: TokenEndpointError(
+            f"token endpoint did not answer within {self._timeout:g} s ([upstream] token_timeout)"))
+
+    async def _refresh(self, refresh_token: str, client: OAuthClient | None, reactor: Any) -> Grant:
         form = urlencode(
             {
                 "client_id": client.client_id if client is not None else self._client_id,
@@ -105,9 +120,13 @@ class TokenEndpoint:
                 headers={b"Content-Type": [b"application/x-www-form-urlencoded"], b"Accept": [b"application/json"]},
                 timeout=self._timeout,
             )
-            body = await response.content()
+            # treq's ``content()`` has no deadline: a body stalled after its headers
+            # would hold this refresh — and every request sharing it — forever.
+            body = await read_body(response, MAX_TOKEN_BODY, timeout=self._timeout, reactor=reactor)
         except CONNECTION_ERRORS as e:
             raise TokenEndpointError(f"token endpoint unreachable ({type(e).__name__})") from None
+        except UpstreamBodyError as e:
+            raise TokenEndpointError(f"token endpoint answer did not arrive whole ({e.kind})") from None
         return parse_token_answer(response.code, body, client.name if client is not None else None)
 
 

@@ -14,18 +14,19 @@ from klein import Klein
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from gateway import __version__, observe
 from gateway.web.home import render_home
 from gateway.compat import models as compat_models
 from gateway.forward import Forwarder
 from gateway.interfaces import IModelMapper
-from gateway.protocol import envelope, models
+from gateway.protocol import envelope, framing, models
 from gateway.protocol.enums import enum_names
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.paths import parse_model_call, wants_sse
-from gateway.upstream.client import read_body
+from gateway.web.doors import path_error_bytes
+from gateway.web.failures import log_unhandled
 from gateway.web.relay import StreamFormat, StreamRelay
 
 JSON = b"application/json; charset=UTF-8"
@@ -33,15 +34,48 @@ VERSIONS = "any(v1beta, v1, v1alpha)"
 log = Logger()
 
 
-def read_json(request: IRequest) -> Any:
-    """The request body as JSON, or a 400 that says what is wrong with it."""
-    raw = request.content.read() if request.content is not None else b""
+MAX_JSON_DEPTH = 128
+
+
+def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed document nests lists/objects deeper than ``limit`` (walked without recursion).
+
+    Checked right after parsing, so no translation step (several recurse)
+    can meet a nesting deep enough to exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says what is wrong with it (never another error)."""
     if not raw.strip():
         raise GatewayError(400, "The request body is empty; send a JSON object.")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise GatewayError(400, f"Invalid JSON payload received: {e}.") from None
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
+        raise GatewayError(400, f"Invalid JSON payload received: {reason}.") from None
+    if json_depth_exceeds(document):
+        raise GatewayError(400, f"Invalid JSON payload received: nested deeper than {MAX_JSON_DEPTH} levels.")
+    return document
+
+
+def read_json(request: IRequest) -> Any:
+    """The request body as JSON, or a 400 that says what is wrong with it."""
+    raw = request.content.read() if request.content is not None else b""
+    return parse_json_body(raw)
 
 
 class ModelSource(Protocol):
@@ -54,6 +88,7 @@ class GatewayApp:
     app = Klein()
     #: The live-catalogue resolver (``gateway.resolution.ModelResolver``); None: the mapper alone.
     resolver: Any = None
+    app.url_map.merge_slashes = False  # ``//`` would be a redirect (a 500 through Klein); it is an unknown route
 
     def __init__(
         self,
@@ -94,16 +129,21 @@ class GatewayApp:
         """The answer to a handler that raised: its ``GatewayError``, or a logged 500."""
         if failure.check(GatewayError):
             return self._error(request, failure.value)
-        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        known = client_fault(failure.value)
+        if known is not None:
+            return self._error(request, known)
+        log_unhandled(log, failure, request.path)
         return self._error(request, GatewayError(500, "Internal gateway error; it has been logged. Retry the request."))
 
     @staticmethod
     def _error(request: IRequest, error: GatewayError) -> bytes:
-        request.setResponseCode(error.code)
+        """``error`` in the shape of the door ``request`` came through (``gateway.web.doors``)."""
+        code, body = path_error_bytes(request.path, error.code, error.message, error.status, error.details)
+        request.setResponseCode(code)
         request.setHeader(b"Content-Type", JSON)
         for name, value in error.headers.items():
             request.setHeader(name.encode(), value.encode())
-        return error.to_body()
+        return body
 
     # -- routes --
 
@@ -178,14 +218,12 @@ class GatewayApp:
         return await resolver.with_model(model_id, call)
 
     async def _generate(self, request: IRequest, model: str, body: dict[str, Any]) -> bytes:
-        forwarded = await self.forwarder.generate(model, body, stream=False, session_key=self.forwarder.session_key(request))
-        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        raw = await self.forwarder.answer(model, body, session_key=self.forwarder.session_key(request))
         request.setHeader(b"Content-Type", JSON)
         return _unwrapped(raw)
 
     async def _count_tokens(self, request: IRequest, model: str, body: Any) -> bytes:
-        forwarded = await self.forwarder.count_tokens(model, body)
-        raw = await read_body(forwarded.upstream.response)
+        raw = await self.forwarder.count_answer(model, body)
         request.setHeader(b"Content-Type", JSON)
         return _unwrapped(raw)
 
@@ -205,6 +243,20 @@ def _mapped(model: str) -> str:
     """Note the upstream model for this request's log line (``observe.mapped``), and pass it on."""
     observe.mapped(model)
     return model
+def client_fault(error: BaseException) -> GatewayError | None:
+    """The 4xx for an exception that is the client's doing (a route Werkzeug cannot match or
+    would redirect, input nested too deeply), or None for a gateway bug."""
+    if isinstance(error, RecursionError):
+        return GatewayError(400, "The request is nested too deeply for the gateway to read; flatten it.")
+    if isinstance(error, HTTPException):
+        code = error.code or 404
+        if code == 405:
+            return GatewayError(405, "This method is not allowed on this route.", "NOT_FOUND")
+        if code < 400 or code == 404:
+            return GatewayError(404, "Unknown route: see the documentation for the routes this gateway serves.")
+        if code < 500:
+            return GatewayError(code, error.description or "The request could not be served.")
+    return None
 
 
 def _anthropic(request: IRequest) -> bool:
@@ -221,5 +273,5 @@ def _unwrapped(raw: bytes) -> bytes:
         document = json.loads(raw)
     except ValueError:
         raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
-    return json.dumps(envelope.unwrap(document), separators=(",", ":"), ensure_ascii=False).encode()
+    return framing.dumps(envelope.unwrap(document))
 

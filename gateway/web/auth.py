@@ -13,7 +13,7 @@ from twisted.web.resource import IResource, Resource
 
 from gateway.interfaces import IAuthStrategy
 from gateway.protocol.credentials import QUERY_KEY, extract_credential
-from gateway.protocol.errors import error_body
+from gateway.web.doors import path_error_bytes
 
 OPEN_PATHS = frozenset({b"/healthz"})
 
@@ -58,11 +58,12 @@ class AuthWrapper(Resource):
         if request.path not in self.public_paths and needs_auth(self.mode, request.path):
             credential = request_credential(request)
             if not self.strategy.authenticate(credential):
-                request.setResponseCode(401)
                 request.setHeader(b"Content-Type", b"application/json; charset=UTF-8")
                 if credential is None:
                     message = "API key required: send it as x-goog-api-key, ?key=, Authorization: Bearer or x-api-key."
                 else:
                     message = "API key not valid. Please pass a valid API key configured in [auth] keys."
-                return error_body(401, message, "UNAUTHENTICATED")
+                code, body = path_error_bytes(request.path, 401, message, "UNAUTHENTICATED")
+                request.setResponseCode(code)
+                return body
         return self.wrapped.render(request)

@@ -1,7 +1,8 @@
 """The OpenAI and Anthropic front doors: routing, auth, image fetching and relaying only.
 
 Every translation is in ``gateway.compat`` (pure). Here: read the body,
-resolve the model, fetch remote images (size cap, timeout), call the same
+resolve the model, fetch remote images (``gateway.upstream.fetch``: public addresses only,
+capped), call the same
 ``Forwarder`` the Gemini routes use, and either translate the whole answer or
 relay the upstream SSE through the shared :class:`StreamRelay` with a format
 object that speaks OpenAI chunks or Anthropic named events. Errors are shaped
@@ -13,21 +14,14 @@ still a proper HTTP error the SDKs can retry.
 
 from __future__ import annotations
 
+import base64
 import json
-import mimetypes
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from klein import Klein
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -43,10 +37,13 @@ from gateway.compat.openai_stream import OpenAIStream
 from gateway.compat.signatures import SignatureMemory
 from gateway.forward import Forwarder
 from gateway.interfaces import IAuthStrategy, IModelMapper
-from gateway.protocol import envelope
+from gateway.protocol import envelope, framing
 from gateway.protocol.errors import GatewayError
-from gateway.upstream.client import discard, read_body
-from gateway.web.app import read_json
+from gateway.upstream.deadline import within
+from gateway.upstream.fetch import FetchPolicy, FetchRefused, SafeFetcher
+from gateway.web.app import client_fault, read_json
+from gateway.web.doors import Door, door_for_path, error_bytes
+from gateway.web.failures import log_unhandled
 from gateway.web.auth import needs_auth, request_credential
 from gateway.web.relay import StreamRelay
 
@@ -62,7 +59,13 @@ COMPAT_PATHS = OPENAI_PATHS | ANTHROPIC_PATHS
 
 
 def is_anthropic(request: IRequest) -> bool:
-    return request.path in ANTHROPIC_PATHS
+    return door_for_path(request.path) is Door.ANTHROPIC
+
+
+def is_compat(path: bytes) -> bool:
+    """Served by this app: every OpenAI/Anthropic path (known or not) except the models list,
+    which the Gemini app answers for all three SDKs."""
+    return door_for_path(path) is not Door.GEMINI and not (path == b"/v1/models" or path.startswith(b"/v1/models/"))
 
 
 def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, str] | None = None, *, own: bool = False) -> bytes:
@@ -70,17 +73,17 @@ def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, 
 
     ``own``: the gateway's own refusal (a key's limits), answered with its real
     status even where an upstream 403 would be turned into a 503."""
-    if is_anthropic(request) and own:
-        status, body = code, {"type": "error", "error": {"type": anthropic_response.ERROR_TYPES.get(code, "invalid_request_error"), "message": message}}
-    elif is_anthropic(request):
-        status, body = anthropic_response.shaped_error(code, message)
+    door = door_for_path(request.path)
+    if own and door is Door.ANTHROPIC:
+        kind = anthropic_response.ERROR_TYPES.get(code, "invalid_request_error")
+        status, body = code, json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     else:
-        status, body = code, openai_response.error_dict(code, message)
+        status, body = error_bytes(door if door is not Door.GEMINI else Door.OPENAI, code, message)
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", JSON)
     for name, value in (headers or {}).items():
         request.setHeader(name.encode(), value.encode())
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return body
 
 
 class CompatDispatch(Resource):
@@ -94,7 +97,7 @@ class CompatDispatch(Resource):
         self.compat = compat
 
     def render(self, request: IRequest) -> Any:
-        return (self.compat if request.path in COMPAT_PATHS else self.gemini).render(request)
+        return (self.compat if is_compat(request.path) else self.gemini).render(request)
 
 
 class ShapedAuth(Resource):
@@ -123,86 +126,35 @@ class ShapedAuth(Resource):
 # -- remote images ---------------------------------------------------------------
 
 
-class _Capped(Protocol):
-    def __init__(self, limit: int, done: Deferred[bytes]) -> None:
-        self.limit = limit
-        self.done = done
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.limit:
-            if not self.done.called:
-                self.done.errback(GatewayError(400, f"is larger than the gateway's limit of {self.limit} bytes"))
-            self.transport.stopProducing()
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.chunks))
-        else:
-            self.done.errback(GatewayError(400, "could not be read completely"))
-
-
 class ImageFetcher:
-    """Fetches http(s) images/documents named in requests, with a size cap and a timeout."""
+    """Fetches the http(s) images/documents a request names, through ``SafeFetcher`` (SSRF-safe,
+    capped in size, redirects and time; ``[image_fetch]``), as Gemini ``inlineData``."""
 
-    max_bytes = 20 * 1024 * 1024
-    timeout = 15.0
-
-    def __init__(self, http: HTTPClient, reactor: IReactorTime) -> None:
-        self.http = http
-        self.reactor = reactor
+    def __init__(self, fetcher: SafeFetcher) -> None:
+        self.fetcher = fetcher
 
     async def fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
+        """Every URL's media, all within one ``[image_fetch] timeout`` (not one per image)."""
+        if not urls:
+            return {}
+        seconds = self.fetcher.policy.timeout
+        return await within(self._fetch_all(urls), seconds, self.fetcher.reactor, lambda: GatewayError(
+            400, f"The images named in the request could not all be fetched within {seconds:g} s ([image_fetch] timeout); "
+                 "send them as data: URIs instead."))
+
+    async def _fetch_all(self, urls: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         for url in urls:
             found[url] = await self.fetch(url)
         return found
 
     async def fetch(self, url: str) -> dict[str, str]:
-        shown = url if len(url) <= 200 else url[:197] + "..."
-        d = Deferred.fromCoroutine(self._fetch(url))
-        d.addTimeout(self.timeout, self.reactor)
+        shown = url.split("?", 1)[0]
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
         try:
-            return await d
-        except GatewayError as e:
-            raise GatewayError(400, f"The image at {shown} {e.message}.") from None
-        except Exception as e:  # timeouts, DNS, refused connections, TLS …
-            reason = "did not arrive in time" if type(e).__name__ in ("TimeoutError", "CancelledError") else f"could not be fetched ({type(e).__name__})"
-            raise GatewayError(400, f"The image at {shown} {reason}; send it as a data: URI instead.") from None
-
-    async def _fetch(self, url: str) -> dict[str, str]:
-        import base64
-
-        response = await self.http.get(url, unbuffered=True, timeout=self.timeout)
-        if response.code != 200:
-            discard(response)
-            raise GatewayError(400, f"answered HTTP {response.code}")
-        length = response.length
-        if isinstance(length, int) and length > self.max_bytes:
-            discard(response)
-            raise GatewayError(400, f"is larger than the gateway's limit of {self.max_bytes} bytes")
-        reader: list[_Capped] = []
-
-        def cancel(d: Deferred[bytes]) -> None:
-            if reader and reader[0].transport is not None:
-                reader[0].transport.stopProducing()
-
-        done: Deferred[bytes] = Deferred(cancel)
-        reader.append(_Capped(self.max_bytes, done))
-        response.deliverBody(reader[0])
-        body = await done
-        header = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
-        mime = header.split(";")[0].strip().lower()
-        if not mime.startswith(("image/", "application/pdf", "audio/", "video/", "text/")):
-            mime = mimetypes.guess_type(urlsplit(url).path)[0] or ""
-        if not mime:
-            raise GatewayError(400, "has no recognisable media type")
+            mime, body = await self.fetcher.fetch(url)
+        except FetchRefused as e:
+            raise GatewayError(400, f"The image at {shown} {e}; send it as a data: URI instead.") from None
         return {"mimeType": mime, "data": base64.b64encode(body).decode("ascii")}
 
 
@@ -267,6 +219,7 @@ class CompatStreamFormat:
 
 class CompatApp:
     app = Klein()
+    app.url_map.merge_slashes = False  # ``//`` is an unknown route, not a redirect
     #: Seconds of silence after which an Anthropic stream gets a ``ping`` event.
     ping_interval = 10.0
 
@@ -278,12 +231,13 @@ class CompatApp:
         stream_idle_timeout: float,
         http: HTTPClient,
         signatures: SignatureMemory | None = None,
+        image_fetch: FetchPolicy | None = None,
     ) -> None:
         self.forwarder = forwarder
         self.mapper = mapper
         self.reactor = reactor
         self.stream_idle_timeout = stream_idle_timeout
-        self.fetcher = ImageFetcher(http, reactor)
+        self.fetcher = ImageFetcher(SafeFetcher(reactor, image_fetch or FetchPolicy()))
         self.signatures = signatures if signatures is not None else SignatureMemory()
 
     def resource(self) -> Any:
@@ -308,7 +262,10 @@ class CompatApp:
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
+        known = client_fault(failure.value)
+        if known is not None:
+            return shaped_error(request, known.code, known.message, known.headers)
+        log_unhandled(log, failure, request.path)
         return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
 
     # -- OpenAI --
@@ -371,8 +328,7 @@ class CompatApp:
         observe.mapped(model)
         images = await self.fetcher.fetch_all(anthropic_request.remote_urls(body))
         counted = anthropic_request.count_request(body, model, images=images)
-        forwarded = await self.forwarder.count_tokens(model, counted)
-        document = envelope.unwrap(_loads(await read_body(forwarded.upstream.response, limit=1 << 24)))
+        document = envelope.unwrap(_loads(await self.forwarder.count_answer(model, counted)))
         total = document.get("totalTokens") if isinstance(document, dict) else None
         if isinstance(total, str) and total.isdigit():
             total = int(total)
@@ -396,8 +352,7 @@ class CompatApp:
         return await call(resolve(self.mapper, requested))
 
     async def _generate(self, request: IRequest, model: str, gemini: dict[str, Any]) -> Any:
-        forwarded = await self.forwarder.generate(model, gemini, stream=False, session_key=self.forwarder.session_key(request))
-        raw = await read_body(forwarded.upstream.response, limit=1 << 40)
+        raw = await self.forwarder.answer(model, gemini, session_key=self.forwarder.session_key(request))
         document = envelope.unwrap(_loads(raw))
         observe.note_usage(getattr(request, "observation", None), document)
         return document
@@ -454,4 +409,4 @@ def _loads(raw: bytes) -> Any:
 
 def _json(request: IRequest, obj: Any) -> bytes:
     request.setHeader(b"Content-Type", JSON)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return framing.dumps(obj)

@@ -23,6 +23,8 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gateway.web.failures import log_unhandled, unhandled
+
 if TYPE_CHECKING:
     from gateway.web.app import GatewayApp
 
@@ -59,7 +61,7 @@ class _Call:
     def failed(self, failure: Failure) -> None:
         if self.finished:
             if not failure.check(CancelledError):
-                log.failure("unhandled error after the request ended", failure=failure)
+                log_unhandled(log, failure, self.request.path, "unhandled error after the request ended")
             return
         self.answered(self.app.failed(self.request, failure))
 
@@ -83,5 +85,5 @@ class ModelCalls(Resource):
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
         handler = call.handler = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
         handler.addCallbacks(call.answered, call.failed)
-        handler.addErrback(lambda failure: log.failure("unhandled error writing the response", failure=failure))
+        handler.addErrback(unhandled(log))
         return NOT_DONE_YET

@@ -3,7 +3,7 @@
 The upstream transport is registered as the client request's push producer,
 so a slow client pauses the upstream read and memory stays bounded; a client
 that hangs up stops the upstream; an upstream silent for longer than the idle
-timeout ends the stream with an error event. Framing is pure (``StreamFormat``).
+timeout (no whole event) ends the stream with an error event. Framing is pure (``StreamFormat``).
 """
 
 from __future__ import annotations
@@ -83,12 +83,13 @@ class StreamRelay(Protocol):
         self._arm()
 
     def dataReceived(self, data: bytes) -> None:
-        self._arm()
         try:
             payloads = self.parser.feed(data)
         except ValueError:
             self._fail(503, "Cloud Code sent an event larger than the gateway accepts; the stream was stopped.")
             return
+        if payloads:
+            self._arm()  # the idle timer counts events, not bytes: a trickle of bytes is still silence
         for payload in payloads:
             self._emit(payload)
 

@@ -29,7 +29,6 @@ from gateway.compat.responses_stream import ResponsesStream
 from gateway.protocol import envelope
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.models import strip_models_prefix
-from gateway.upstream.client import read_body
 from gateway.web.app import read_json
 from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, shaped_error
 
@@ -253,10 +252,9 @@ class ResponsesApp:
         return _json(request, images.answer(parsed, found, self.reactor.seconds()))
 
     async def _one_image(self, model: str, gemini: dict[str, Any], index: int) -> tuple[list[dict[str, str]], str]:
-        forwarded = await self.compat.forwarder.generate(
-            model, gemini, stream=False, session_key=f"images-{uuid.uuid4().hex}-{index}"  # spread over accounts
+        raw = await self.compat.forwarder.answer(  # bounded in size and time, retried when cut
+            model, gemini, session_key=f"images-{uuid.uuid4().hex}-{index}"  # spread over accounts
         )
-        raw = await read_body(forwarded.upstream.response, limit=1 << 30)
         try:
             document = envelope.unwrap(json.loads(raw))
         except ValueError:

@@ -22,12 +22,16 @@ import attrs
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.web.http import HTTPChannel
+from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
-from gateway.protocol.errors import error_body
+from gateway.web.doors import path_error_bytes
+from gateway.web.failures import log_unhandled
+from gateway.web.guard import star_answer
 
+_log = Logger(namespace="antigravity_gateway")
 REQUEST_ID = b"x-request-id"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_HEADER_COUNT = 200
@@ -111,6 +115,20 @@ def describe_address(address: Any) -> str:
     return str(getattr(address, "host", "") or "-")
 
 
+class _HeadOnly:
+    """A resource wrapper for HEAD: the body a resource returns becomes its Content-Length."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def render(self, request: Any) -> Any:
+        body = self.wrapped.render(request)
+        if isinstance(body, bytes) and body:
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            return b""
+        return body
+
+
 class GatewayRequest(Request):
     max_body_bytes: int = 32 * 1024 * 1024
     _received = 0
@@ -150,6 +168,49 @@ class GatewayRequest(Request):
         if self._rejected:
             return
         super().requestReceived(command, path, version)
+
+    def __repr__(self) -> str:
+        """Without the query string: a ``?key=`` credential must never reach a log line."""
+        path = (self.path or b"").split(b"?", 1)[0].decode("latin-1", "replace")[:200]
+        return f"<{type(self).__name__} method={self.method.decode('latin-1', 'replace')} path={path}>"
+
+    def render(self, resrc: Any) -> None:
+        """As Twisted's, but a HEAD answer drops its body here (with the body's length),
+        instead of Twisted logging a warning that names the URL."""
+        if self.method == b"HEAD":
+            resrc = _HeadOnly(resrc)
+        super().render(resrc)
+
+    def processingFailed(self, reason: Any) -> Any:
+        """A resource raised out of ``render``: a scrubbed log entry and a JSON 500 in the door's
+        shape (Twisted's own logs the raw failure and answers HTML)."""
+        log_unhandled(_log, reason, self.path)
+        if self.finished or getattr(self, "channel", None) is None:
+            return reason
+        if self.startedWriting:
+            self.channel.loseConnection()  # too late for a status: end the answer
+            return reason
+        code, body = path_error_bytes(self.path or b"", 500, "Internal gateway error; it has been logged. Retry the request.")
+        self.setResponseCode(code)
+        self.setHeader(b"Content-Type", b"application/json; charset=UTF-8")
+        self.setHeader(b"Content-Length", b"%d" % len(body))
+        self.write(b"" if self.method == b"HEAD" else body)
+        self.finish()
+        return reason
+
+    def _cleanup(self) -> None:
+        if self.producer is not None:
+            # Twisted would log a RuntimeError naming the full URI, ?key= and all.
+            _log.warn("a producer was still registered when {path} finished", path=(self.path or b"").decode("latin-1", "replace")[:200])
+            self.unregisterProducer()
+        super()._cleanup()
+
+    def _handleStar(self) -> None:
+        """``OPTIONS *`` / ``GET *`` (Twisted answers them itself, empty): JSON like every other answer."""
+        body = star_answer(self)
+        self.setHeader(b"Content-Length", b"%d" % len(body))
+        self.write(body)
+        self.finish()
 
     def getClientAddress(self) -> Any:
         """The client, after ``X-Forwarded-For`` from a trusted proxy (``[server] trusted_proxies``)."""
@@ -230,6 +291,8 @@ class GatewayChannel(HTTPChannel):
     _refused = False
     _closing = False
     _lost = False
+    _line_path: bytes = b""  # the target (and method) of the request line in progress, for refusals
+    _line_method: bytes = b""
 
     @property
     def limits(self) -> Limits:
@@ -245,6 +308,15 @@ class GatewayChannel(HTTPChannel):
 
     # -- the head --
 
+    def dataReceived(self, data: bytes) -> None:
+        # The head's deadline runs from its first byte (not its first complete
+        # line, and not reset by each byte as Twisted's idle timer is): a request
+        # line dribbled a byte at a time, or never ended, still gets its 408.
+        if (data and self._phase is None and self._timer is None and not self._refused
+                and not getattr(self, "_handlingRequest", False)):
+            self._start_timer(self.limits.client_timeout, self._head_too_slow)
+        super().dataReceived(data)
+
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
             return
@@ -256,8 +328,9 @@ class GatewayChannel(HTTPChannel):
             self._phase = "head"
             self._head_bytes = 0
             self._header_count = 0
-            self._start_timer(limits.client_timeout, self._head_too_slow)
             parts = line.split(b" ")
+            self._line_method = parts[0]
+            self._line_path = parts[1] if len(parts) >= 2 else b""
             if len(parts) >= 2 and len(parts[1]) > limits.max_url_bytes:
                 self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
                                  "([server] max_url_bytes). Send parameters in the body.")
@@ -275,6 +348,9 @@ class GatewayChannel(HTTPChannel):
     def lineLengthExceeded(self, line: bytes) -> None:
         limits = self.limits
         if self._phase is None:
+            parts = line.split(b" ", 2)
+            self._line_method = parts[0][:16]
+            self._line_path = parts[1][:4096] if len(parts) >= 2 else b""
             self.refuse(414, f"The request URL is longer than the gateway's limit of {limits.max_url_bytes} bytes "
                              "([server] max_url_bytes). Send parameters in the body.")
         else:
@@ -308,12 +384,13 @@ class GatewayChannel(HTTPChannel):
         self._cancel_timer()
         self._phase = None
         super().allContentReceived()
+        self._line_path = self._line_method = b""
 
     # -- slow clients --
 
     def _head_too_slow(self) -> None:
         self._timer = None
-        if self._phase == "head":
+        if self._phase != "body":
             self.refuse(408, f"The request line and headers did not arrive within {self.limits.client_timeout:g} s "
                              "([server] client_timeout). Send the request at once.")
 
@@ -352,7 +429,7 @@ class GatewayChannel(HTTPChannel):
             request.content = _Discard()
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
         rid = uuid.uuid4().hex
-        body = error_body(code, message)
+        code, body = path_error_bytes(self._refused_path(), code, message)
         head = (
             b"HTTP/1.1 %d %s\r\n" % (code, REASONS.get(code, b"Error"))
             + b"Content-Type: application/json; charset=UTF-8\r\n"
@@ -360,10 +437,26 @@ class GatewayChannel(HTTPChannel):
             + REQUEST_ID + b": " + rid.encode() + b"\r\n"
             + b"Connection: close\r\n\r\n"
         )
-        self.transport.write(head + body)
+        # A HEAD answer has no body (the client would read it as the next response).
+        self.transport.write(head if self._refused_method() == b"HEAD" else head + body)
         self.loseConnection()
         observer = getattr(self.site, "observer", NULL_OBSERVER)
         observer.rejected(code, REASONS.get(code, b"").decode(), rid, describe_address(self.transport.getPeer()))
+
+    def _refused_method(self) -> bytes:
+        """The method of the request being refused, as far as it arrived."""
+        if self._line_method:
+            return self._line_method
+        return bytes(getattr(self, "_buffer", b"") or b"")[:16].split(b" ", 1)[0]
+
+    def _refused_path(self) -> bytes:
+        """The path of the request line being refused (its door picks the error shape), or b""."""
+        path = self._line_path
+        if not path and self._phase is None:
+            # The request line is still arriving (a slow client): its target so far names the door.
+            parts = bytes(getattr(self, "_buffer", b"") or b"")[:8192].split(b"\n", 1)[0].split(b" ")
+            path = parts[1] if len(parts) >= 2 else b""
+        return path.split(b"?", 1)[0] if isinstance(path, bytes) else b""
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         """Twisted's malformed-request path, answered as JSON like every other error."""

@@ -202,14 +202,12 @@ class _Images(Resource):
 
 
 @pytest_twisted.ensureDeferred
-async def test_images_data_uri_and_fetched_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.web.compat_routes import ImageFetcher
-
-    monkeypatch.setattr(ImageFetcher, "max_bytes", 1024)
+async def test_images_data_uri_and_fetched_url(tmp_path: Path) -> None:
     server = reactor.listenTCP(0, Site(_Images()), interface="127.0.0.1")
     base = f"http://127.0.0.1:{server.getHost().port}"
     try:
-        async with start_stack(tmp_path, accounts(1)) as stack:
+        # Loopback is refused by default (SSRF); the operator setting lets this test's server in.
+        async with start_stack(tmp_path, accounts(1), image_fetch={"max_bytes": 1024, "allow_networks": ("127.0.0.0/8",)}) as stack:
             content = [{"type": "text", "text": "what is this"},
                        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL_PNG}"}},
                        {"type": "image_url", "image_url": {"url": base + "/pixel.png", "detail": "low"}}]
