@@ -32,6 +32,7 @@ from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
 from gateway.web.dashboard import AdminFront, Dashboard
 from gateway.web.front import CORSResource, Router
+from gateway.shared.wiring import build_shared, hook
 
 
 @attrs.define
@@ -45,11 +46,14 @@ class Gateway:
     quota: QuotaPoller | None = None
     ops: Operations | None = None
     team: Any = None
+    shared: Any = None
 
     def close(self) -> Deferred[Any]:
         """Stop quota polling, write the last usage rows, close idle upstream connections (the last step of a shutdown)."""
         if self.quota is not None:
             self.quota.stop()
+        if self.shared is not None:
+            self.shared.stop()
         if self.team is not None:
             d = self.team.close()
             d.addBoth(lambda _: self.http_pool.closeCachedConnections())
@@ -90,6 +94,9 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
     shaped = ShapedAuth(compat.resource(), strategy, mode)
     team = attach_team(settings, reactor, ops, forwarder)
+    shared = build_shared(settings, reactor)
+    hook(shared, reactor, pool, tokens, forwarder, team, ops)
+    admin.shared = shared
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, up.user_agent)
     root = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
@@ -97,7 +104,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
     quota.label = ops.observer.label
     quota.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, team)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, team, shared)
 
 
 def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Forwarder) -> Any:

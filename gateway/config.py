@@ -143,6 +143,17 @@ class TeamSettings:
 
 
 @dataclass(frozen=True)
+class SharedSettings:
+    """State several instances agree on (docs/scaling.md): ``local`` (this process alone) or ``redis``."""
+
+    backend: str = "local"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "agw:"
+    deadline: float = 0.25  # seconds any one Redis call may take before the instance decides locally
+    retry_seconds: float = 1.0  # how often an unreachable Redis is tried again
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -152,6 +163,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     team: TeamSettings = field(default_factory=TeamSettings)
+    shared: SharedSettings = field(default_factory=SharedSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -310,6 +322,19 @@ def _header_name(value: Any) -> str:
     return text.lower()
 
 
+def _shared_backend(value: Any) -> str:
+    if value not in ("local", "redis"):
+        raise ValueError(f'must be "local" or "redis", got {value!r}')
+    return value
+
+
+def _redis_url(value: Any) -> str:
+    from gateway.shared.resp import parse_url
+
+    parse_url(_string(value))
+    return value
+
+
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "server": {
         "listen": _listen_list,
@@ -366,6 +391,13 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "batch_size": _positive_int,
         "keys_poll_seconds": _positive_float,
     },
+    "shared": {
+        "backend": _shared_backend,
+        "url": _redis_url,
+        "prefix": _string,
+        "deadline": _positive_float,
+        "retry_seconds": _positive_float,
+    },
 }
 
 _SECTION_TYPES = {
@@ -377,6 +409,7 @@ _SECTION_TYPES = {
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
     "team": TeamSettings,
+    "shared": SharedSettings,
 }
 
 

@@ -93,7 +93,9 @@ class _Again:
 class Forwarder:
     observer: RequestObserver = NULL_OBSERVER  # metrics/log hooks (gateway.observe); set by assembly
     #: Per-key limits (``gateway.team.service.Team.gate``): raises before any account is taken.
-    gate: Callable[[str | None], None] | None = None
+    gate: Callable[[str | None], Any] | None = None
+    #: Pool state agreed with other instances (gateway.shared); None: this instance alone decides.
+    shared: Any = None
 
     def __init__(
         self,
@@ -149,7 +151,9 @@ class Forwarder:
         the system instruction and the first user turn).
         """
         if self.gate is not None:
-            self.gate(model)
+            gated = self.gate(model)
+            if gated is not None:  # a shared backend asks the other instances' counts
+                await gated
         session_id = envelope.session_id_for(request)
         method = "streamGenerateContent" if stream else "generateContent"
 
@@ -171,7 +175,9 @@ class Forwarder:
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
         """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
         if self.gate is not None:
-            self.gate(model)
+            gated = self.gate(model)
+            if gated is not None:  # a shared backend asks the other instances' counts
+                await gated
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
         return await self._attempts(
             model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None
@@ -232,7 +238,8 @@ class Forwarder:
         deadline: float | None = None
         while True:
             self.pool.maybe_reload()
-            pick = self.pool.acquire(select_model, exclude, session)
+            pick = self.pool.acquire(select_model, exclude, session) if self.shared is None else \
+                await self.shared.acquire(self.pool, select_model, exclude, session)
             if pick.account is not None or not pick.busy:
                 return pick.account
             now = self.clock()

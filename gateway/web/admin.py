@@ -49,6 +49,7 @@ class AdminResource(Resource):
         self.clock = clock
         self.auth_mode = auth_mode
         self.policy = policy
+        self.shared: Any = None  # gateway.shared backend: its status joins the view
 
     def render(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", JSON)
@@ -69,7 +70,10 @@ class AdminResource(Resource):
             request.setHeader(b"Allow", b"GET, HEAD")
             return error_body(405, "Only GET is allowed on /admin/accounts.", "NOT_FOUND")
         self.pool.maybe_reload()
-        return json.dumps(pool_view(self.pool, self.clock(), self.policy), indent=1).encode()
+        view = pool_view(self.pool, self.clock(), self.policy)
+        if self.shared is not None:
+            view["shared"] = self.shared.status()
+        return json.dumps(view, indent=1).encode()
 
 
 class AdminDispatch(Resource):
