@@ -143,6 +143,13 @@ class TeamSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where keys and usage live: "" keeps the embedded SQLite file ([team] store); postgresql://… shares them."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class SharedSettings:
     """State several instances agree on (docs/scaling.md): ``local`` (this process alone) or ``redis``."""
 
@@ -164,6 +171,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     team: TeamSettings = field(default_factory=TeamSettings)
     shared: SharedSettings = field(default_factory=SharedSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -328,6 +336,15 @@ def _shared_backend(value: Any) -> str:
     return value
 
 
+def _store_url(value: Any) -> str:
+    if value == "":
+        return value
+    text = _string(value)
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f'must be "" (the embedded SQLite store) or a postgresql:// URL, got {text.split(":", 1)[0]!r}')
+    return text
+
+
 def _redis_url(value: Any) -> str:
     from gateway.shared.resp import parse_url
 
@@ -398,6 +415,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "deadline": _positive_float,
         "retry_seconds": _positive_float,
     },
+    "store": {"url": _store_url},
 }
 
 _SECTION_TYPES = {
@@ -410,6 +428,7 @@ _SECTION_TYPES = {
     "logging": LoggingSettings,
     "team": TeamSettings,
     "shared": SharedSettings,
+    "store": StoreSettings,
 }
 
 

@@ -231,6 +231,10 @@ class RedisClient:
                 await self._timed(proto.command("AUTH", *auth))
             if self.url.db:
                 await self._timed(proto.command("SELECT", self.url.db))
+            await self._timed(proto.command("PING"))  # a stopped server still accepts connections: ask it
+        except defer.TimeoutError:
+            proto.transport.abortConnection()  # type: ignore[union-attr]
+            raise RedisUnavailable(f"{self.url.safe()} accepted the connection but did not answer within {self.deadline:g}s") from None
         except RedisError as e:
             proto.transport.loseConnection()  # type: ignore[union-attr]
             raise RedisUnavailable(f"Redis refused the login: {e}") from None

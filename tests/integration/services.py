@@ -61,3 +61,70 @@ class RedisServer:
             self.popen.kill()  # as a crash: no goodbye to the clients
             self.popen.wait(10)
         self.popen = None
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else None
+
+
+class PostgresServer:
+    """``$AGW_TEST_POSTGRES_URL`` (started by .ci/run), else one started here on its own port and data dir."""
+
+    def __init__(self, directory: Path) -> None:
+        import os
+
+        self.url = os.environ.get("AGW_TEST_POSTGRES_URL", "")
+        self.pid: int | None = None
+        self.directory: Path | None = None
+        if self.url:
+            return
+        bin_dir = _pg_bin()
+        if bin_dir is None:
+            pytest.skip("PostgreSQL is not installed (Debian package postgresql; .ci/run installs and starts it)")
+        import tempfile
+
+        # Not under pytest's temp dir: that one is private to root, and the server runs as postgres.
+        directory = self.directory = Path(tempfile.mkdtemp(prefix="agw-test-pg."))
+        directory.chmod(0o755)
+        port = free_port()
+        as_pg: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root: run the server as Debian's postgres user
+            shutil.chown(directory, "postgres")
+            as_pg = ["runuser", "-u", "postgres", "--"]
+        data = directory / "data"
+        subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "agw", "--auth=trust"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-w",
+                        "-o", f"-p {port} -k {directory} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.pid = int((data / "postmaster.pid").read_text().split()[0])
+        self.url = f"postgresql://agw@127.0.0.1:{port}/postgres"
+
+    def fresh_database(self) -> str:
+        """A new empty database on the server; its URL."""
+        import uuid
+
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGINT)  # fast shutdown of the postmaster we started
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            self.pid = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)

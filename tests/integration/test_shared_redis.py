@@ -7,6 +7,8 @@ three hosts), one emulator playing Google and one real redis-server.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,25 +33,33 @@ class Fleet:
         self.urls: list[str] = []
 
     def add_gateway(self, extra: str = "", shared: str = "", tables: str = "") -> str:
-        n = len(self.gateways)
-        home = self.directory / f"gw{n}"
-        home.mkdir()
-        store = home / "accounts.json"
-        store.write_text(json.dumps({"accounts": [{"email": a["email"], "refresh_token": a["refresh_token"]}
-                                                  for a in EMULATOR_ACCOUNTS]}))
-        store.chmod(0o600)
-        port = free_port()
-        config = home / "gateway.toml"
-        config.write_text(gateway_toml(f"tcp:{port}:interface=127.0.0.1", self.emulator_url, store,
-                                       'selection = "least-recently-used"\n' + extra) + tables
-                          + f'[shared]\nbackend = "redis"\nurl = "{self.redis.url}"\nprefix = "t:"\ndeadline = 0.5\n'
-                          + 'retry_seconds = 0.2\n' + shared)
-        gateway = spawn(f"gateway{n}", ["antigravity-gateway", "--config", str(config)], home)
-        self.gateways.append(gateway)
-        url = f"http://127.0.0.1:{port}"
-        self.urls.append(url)
-        wait_until_up(f"{url}/healthz", [gateway])
-        return url
+        return self.add_gateways(1, extra, shared, tables)[0]
+
+    def add_gateways(self, count: int, extra: str = "", shared: str = "", tables: str = "") -> list[str]:
+        """Start ``count`` gateways at once (each with its own store copy and config) and wait for all."""
+        started = []
+        for _ in range(count):
+            n = len(self.gateways)
+            home = self.directory / f"gw{n}"
+            home.mkdir()
+            store = home / "accounts.json"
+            store.write_text(json.dumps({"accounts": [{"email": a["email"], "refresh_token": a["refresh_token"]}
+                                                      for a in EMULATOR_ACCOUNTS]}))
+            store.chmod(0o600)
+            port = free_port()
+            config = home / "gateway.toml"
+            config.write_text(gateway_toml(f"tcp:{port}:interface=127.0.0.1", self.emulator_url, store,
+                                           'selection = "least-recently-used"\n' + extra) + tables
+                              + f'[shared]\nbackend = "redis"\nurl = "{self.redis.url}"\nprefix = "t:"\ndeadline = 0.5\n'
+                              + 'retry_seconds = 0.2\n' + shared)
+            gateway = spawn(f"gateway{n}", ["antigravity-gateway", "--config", str(config)], home)
+            self.gateways.append(gateway)
+            url = f"http://127.0.0.1:{port}"
+            self.urls.append(url)
+            started.append((url, gateway))
+        for url, gateway in started:
+            wait_until_up(f"{url}/healthz", [gateway])
+        return [url for url, _ in started]
 
     def emulator_stats(self) -> dict[str, Any]:
         return json.loads(call("GET", f"{self.emulator_url}/_emulator/stats")[2])
@@ -67,6 +77,9 @@ class Fleet:
         return json.loads(body)
 
     def close(self) -> None:
+        for g in self.gateways:  # all drain at once
+            if g.popen.poll() is None:
+                g.signal(signal.SIGTERM)
         for g in self.gateways:
             g.stop()
         self.emulator.stop()
@@ -93,7 +106,7 @@ def generate(url: str, text: str = "hello", headers: dict[str, str] | None = Non
 
 
 def test_120_concurrent_requests_over_3_instances_refresh_each_account_once(fleet: Fleet) -> None:
-    urls = [fleet.add_gateway() for _ in range(3)]
+    urls = fleet.add_gateways(3)
     with ThreadPoolExecutor(max_workers=40) as pool:
         results = list(pool.map(lambda i: generate(urls[i % 3], f"question {i}")[0], range(120)))
     assert results == [200] * 120
@@ -104,7 +117,7 @@ def test_120_concurrent_requests_over_3_instances_refresh_each_account_once(flee
 
 
 def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(fleet: Fleet) -> None:
-    a, b = fleet.add_gateway(), fleet.add_gateway()
+    a, b = fleet.add_gateways(2)
     fleet.fault(method="generateContent", email="user0@example.com", status=429, reason="RATE_LIMIT_EXCEEDED",
                 retry_delay=300, times=-1)
     # Instance A meets the rate limit on user0 (whichever account it tries first, it ends on another).
@@ -122,7 +135,7 @@ def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(fleet: Fle
 
 
 def test_a_sticky_session_holds_across_instances(fleet: Fleet) -> None:
-    urls = [fleet.add_gateway('session_ttl = 600\nsession_header = "x-session"\n') for _ in range(3)]
+    urls = fleet.add_gateways(3, 'session_ttl = 600\nsession_header = "x-session"\n')
     before = len(fleet.generations())
     for i in range(9):
         assert generate(urls[i % 3], f"turn {i}", headers={"x-session": "conversation-1"})[0] == 200
@@ -139,7 +152,7 @@ def test_key_limits_hold_across_instances(fleet: Fleet, tmp_path: Path) -> None:
     secret, _ = operations.create(store, "alice", time.time(), rpm=4)
     store.close()
     tables = f'[auth]\nstrategy = "keys"\nmode = "all_except_health"\n[team]\nstore = "{team_store}"\n'
-    urls = [fleet.add_gateway(tables=tables) for _ in range(2)]
+    urls = fleet.add_gateways(2, tables=tables)
     codes = [generate(urls[i % 2], f"q {i}", headers={"x-goog-api-key": secret})[0] for i in range(6)]
     assert codes[:4] == [200] * 4 and codes[4:] == [429, 429], codes
     status, headers, body = generate(urls[1], "one more", headers={"x-goog-api-key": secret})
@@ -148,7 +161,7 @@ def test_key_limits_hold_across_instances(fleet: Fleet, tmp_path: Path) -> None:
 
 
 def test_redis_killed_mid_run_then_restarted_empty(fleet: Fleet) -> None:
-    a, b = fleet.add_gateway(), fleet.add_gateway()
+    a, b = fleet.add_gateways(2)
     assert generate(a, "warm")[0] == 200 and generate(b, "warm")[0] == 200
     fleet.redis.stop()
     # The policy: both keep serving from local state, no request waits past the deadline (0.5 s) plus the answer.
@@ -186,3 +199,21 @@ def test_script_flush_reloads_the_scripts(fleet: Fleet) -> None:
     assert generate(a, "after flush")[0] == 200
     status = fleet.admin(0)["shared"]
     assert status["up"] is True and status["scripts_reloaded"] >= 1 and status["local_fallbacks"] == 0, status
+
+
+def test_a_redis_that_stops_answering_never_holds_a_request_past_the_deadline(fleet: Fleet) -> None:
+    a = fleet.add_gateway()
+    assert generate(a, "warm")[0] == 200
+    assert fleet.redis.popen is not None
+    os.kill(fleet.redis.popen.pid, signal.SIGSTOP)  # connected, silent: only the deadline (0.5 s) helps
+    try:
+        for i in range(4):
+            started = time.monotonic()
+            assert generate(a, f"while silent {i}")[0] == 200
+            assert time.monotonic() - started < 3.0  # one deadline at most, not a hang
+        status = fleet.admin(0)["shared"]
+        assert status["up"] is False and "0.5s" in status["error"], status
+    finally:
+        os.kill(fleet.redis.popen.pid, signal.SIGCONT)
+    fleet.gateways[0].wait_for_log("instances share pool state", count=2)
+    assert generate(a, "after")[0] == 200
