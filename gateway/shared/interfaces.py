@@ -28,6 +28,9 @@ class ISharedState(Interface):
     def refresh(pool: object, email: str, refresh_here: object) -> object:
         """A Deferred access token: one refresh per account across instances (``refresh_here`` does it)."""
 
+    def discover(pool: object, email: str, discover_here: object) -> object:
+        """A Deferred project id: one discovery per account across instances."""
+
     def admit(name: str, rpm: int, tokens_per_day: int, now: float) -> object:
         """A Deferred ``Refusal`` or None: the key's limits counted over every instance."""
 

@@ -32,11 +32,12 @@ class Keys:
         digest = hashlib.sha256(f"{session}\n{model}".encode()).hexdigest()[:32]  # never the raw session id
         return f"{self.prefix}{{pool}}:session:{digest}"
 
-    def token(self, email: str) -> str:
-        return f"{self.prefix}{{acct:{email}}}:token"
+    def flight(self, email: str, kind: str) -> str:
+        """What one instance found for an account (``token``, ``project``), for the others to read."""
+        return f"{self.prefix}{{acct:{email}}}:{kind}"
 
-    def lock(self, email: str) -> str:
-        return f"{self.prefix}{{acct:{email}}}:refresh_lock"
+    def lock(self, email: str, kind: str) -> str:
+        return f"{self.prefix}{{acct:{email}}}:{kind}_lock"
 
     def fence(self, email: str) -> str:
         return f"{self.prefix}{{acct:{email}}}:fence"
@@ -108,3 +109,20 @@ def parse_token_record(value: Any) -> tuple[str, float] | None:
         return str(doc["access_token"]), float(doc["expiry"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def project_record(project: str, tier: str | None, ineligible: str | None) -> str:
+    return json.dumps({"project": project, "tier": tier, "ineligible": ineligible})
+
+
+def parse_project_record(value: Any) -> tuple[str, str | None, str | None] | None:
+    if value is None:
+        return None
+    try:
+        doc = json.loads(value)
+        project = doc["project"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(project, str) or not project:
+        return None
+    return project, doc.get("tier"), doc.get("ineligible")

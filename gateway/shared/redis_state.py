@@ -33,6 +33,7 @@ log = Logger()
 
 LOCK_SECONDS = 30.0  # a refresh holder that died frees the lock after this
 POLL_SECONDS = 0.05  # how often a waiter looks for the holder's token
+PROJECT_SECONDS = 86400.0  # a discovered project is re-checked by some instance once a day
 
 
 def _text(value: Any) -> str:
@@ -150,59 +151,90 @@ class RedisState:
                                          [K.cooldown_field(state.email, model), K.cooldown_value(until, reason)])
             account = state.account
             if account.access_token and account.expiry - now > self.margin:
-                await self.client.call("SET", self.keys.token(state.email), K.token_record(account.access_token, account.expiry),
+                await self.client.call("SET", self.keys.flight(state.email, "token"), K.token_record(account.access_token, account.expiry),
                                        "PX", int((account.expiry - now) * 1000), "NX")
 
-    # -- single-flight token refresh --
+    # -- single flight across instances: token refresh, project discovery --
 
     def refresh(self, pool: Any, email: str, refresh_here: Callable[[], Any]) -> Deferred[str]:
-        return defer.ensureDeferred(self._refresh(pool, email, refresh_here))
-
-    async def _refresh(self, pool: Any, email: str, refresh_here: Callable[[], Any]) -> str:
         account = pool.get(email)
         stale = account.access_token if account is not None else None
+
+        def usable(raw: Any) -> str | None:
+            record = K.parse_token_record(raw)
+            if record is None or record[0] == stale or record[1] - self.margin <= self.clock():
+                return None
+            token, expiry = record
+            pool.modify(email, lambda a: attrs.evolve(a, access_token=token, expiry=expiry))
+            return token
+
+        def publish(token: str) -> tuple[str, int]:
+            current = pool.get(email)
+            expiry = current.expiry if current is not None else 0.0
+            return K.token_record(token, expiry), int(max(0.0, expiry - self.clock()) * 1000)
+
+        return defer.ensureDeferred(self._once(email, "token", usable, refresh_here, publish))
+
+    def discover(self, pool: Any, email: str, discover_here: Callable[[], Any]) -> Deferred[str]:
+        """The account's Cloud Code project: found by one instance, read by the others."""
+
+        def usable(raw: Any) -> str | None:
+            found = K.parse_project_record(raw)
+            if found is None:
+                return None
+            project, tier, ineligible = found
+            pool.modify(email, lambda a: attrs.evolve(a, project_id=project, tier=tier, ineligible=ineligible))
+            return project
+
+        def publish(project: str) -> tuple[str, int]:
+            current = pool.get(email)
+            return (K.project_record(project, current.tier if current else None, current.ineligible if current else None),
+                    int(PROJECT_SECONDS * 1000))
+
+        return defer.ensureDeferred(self._once(email, "project", usable, discover_here, publish))
+
+    async def _once(self, email: str, kind: str, usable: Callable[[Any], Any], here: Callable[[], Any],
+                    publish: Callable[[Any], tuple[str, int]]) -> Any:
+        """``here()`` runs on one instance per account at a time; the others wait and use what it wrote.
+
+        The lock carries a fencing token: the writer must still hold the
+        current fence, so one whose lock expired while it waited on Google
+        cannot overwrite what a later holder wrote. Any Redis trouble: do it here.
+        """
+        value_key, lock_key = self.keys.flight(email, kind), self.keys.lock(email, kind)
         deadline = self.clock() + self.refresh_wait
         try:
             while True:
-                raw = await self.client.call("GET", self.keys.token(email))
-                record = K.parse_token_record(raw)
-                now = self.clock()
-                if record is not None and record[0] != stale and record[1] - self.margin > now:
-                    token, expiry = record
-                    pool.modify(email, lambda a: attrs.evolve(a, access_token=token, expiry=expiry))
-                    return token
-                fence = await self.client.script(scripts.LOCK, [self.keys.fence(email), self.keys.lock(email),
-                                                                self.keys.token(email)], [int(LOCK_SECONDS * 1000), raw or b""])
+                raw = await self.client.call("GET", value_key)
+                found = usable(raw)
+                if found is not None:
+                    return found
+                fence = await self.client.script(scripts.LOCK, [self.keys.fence(email), lock_key, value_key],
+                                                 [int(LOCK_SECONDS * 1000), raw or b""])
                 if fence > 0:
                     break
                 if fence < 0:
-                    continue  # another instance wrote a token since we looked: read it
-                if now >= deadline:
-                    raise RedisUnavailable("the instance refreshing this account did not finish in time")
+                    continue  # another instance wrote since we looked: read it
+                if self.clock() >= deadline:
+                    raise RedisUnavailable(f"the instance doing the {kind} for this account did not finish in time")
                 await _sleep(self.client.reactor, POLL_SECONDS)
         except (RedisUnavailable, RedisError) as e:
-            self._fell_back("token refresh", e)
-            return await refresh_here()
+            self._fell_back(kind, e)
+            return await here()
         try:
-            token = await refresh_here()
+            result = await here()
         except BaseException:
-            await self._release(email, fence)
+            await self._write(lock_key, value_key, fence, "", 0)  # free the lock for the next one to try
             raise
-        current = pool.get(email)
-        expiry = current.expiry if current is not None else 0.0
-        try:
-            ttl = int(max(0.0, expiry - self.clock()) * 1000)
-            await self.client.script(scripts.WRITE_TOKEN, [self.keys.lock(email), self.keys.token(email)],
-                                     [fence, K.token_record(token, expiry), ttl])
-        except (RedisUnavailable, RedisError) as e:
-            self._fell_back("token publish", e)
-        return token
+        value, ttl = publish(result)
+        await self._write(lock_key, value_key, fence, value, ttl)
+        return result
 
-    async def _release(self, email: str, fence: int) -> None:
+    async def _write(self, lock_key: str, value_key: str, fence: int, value: str, ttl: int) -> None:
         try:
-            await self.client.script(scripts.WRITE_TOKEN, [self.keys.lock(email), self.keys.token(email)], [fence, "", 0])
-        except (RedisUnavailable, RedisError):
-            pass
+            await self.client.script(scripts.WRITE_TOKEN, [lock_key, value_key], [fence, value, ttl])
+        except (RedisUnavailable, RedisError) as e:
+            self._fell_back("publish", e)
 
     # -- per-key limits --
 

@@ -69,7 +69,7 @@ class SharedCollector:
         return [up, falls]
 
 
-def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, forwarder: Any, team: Any, ops: Any) -> None:
+def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, projects: Any, forwarder: Any, team: Any, ops: Any) -> None:
     """Wire a non-local backend into the running parts (local: nothing to do)."""
     ops.metrics.registry.register(SharedCollector(state))
     if state.name == "local":
@@ -77,6 +77,7 @@ def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, forwarder: A
     state.attach(pool)
     pool.learned.append(state.learned)
     tokens.shared = state
+    projects.shared = state
     forwarder.shared = state
     if team is not None:
         forwarder.gate = shared_gate(team, state)

@@ -105,13 +105,14 @@ def generate(url: str, text: str = "hello", headers: dict[str, str] | None = Non
     return call("POST", f"{url}/v1beta/models/{model}:generateContent", ask(text), headers=headers, timeout=30)
 
 
-def test_120_concurrent_requests_over_3_instances_refresh_each_account_once(fleet: Fleet) -> None:
+def test_120_concurrent_requests_over_3_instances_refresh_and_discover_each_account_once(fleet: Fleet) -> None:
     urls = fleet.add_gateways(3)
     with ThreadPoolExecutor(max_workers=40) as pool:
         results = list(pool.map(lambda i: generate(urls[i % 3], f"question {i}")[0], range(120)))
     assert results == [200] * 120
-    refreshes = fleet.emulator_stats()["token_refreshes"]
-    assert refreshes == {a["email"]: 1 for a in EMULATOR_ACCOUNTS}, refreshes
+    stats = fleet.emulator_stats()
+    assert stats["token_refreshes"] == {a["email"]: 1 for a in EMULATOR_ACCOUNTS}, stats["token_refreshes"]
+    assert stats["requests"]["loadCodeAssist"] == 3, stats["requests"]  # one project discovery per account too
     for i in range(3):
         assert fleet.admin(i)["shared"]["up"] is True
 

@@ -53,7 +53,8 @@ def test_selection_keys_share_one_cluster_slot_and_hide_the_session() -> None:
     assert tags == {"{pool}"}
     assert "s1" not in keys.session("s1", "m")
     assert keys.session("s1", "m") != keys.session("s1", "n")
-    assert keys.lock("a@x").startswith("agw:{acct:a@x}") and keys.token("a@x").startswith("agw:{acct:a@x}")
+    assert keys.lock("a@x", "token").startswith("agw:{acct:a@x}") and keys.flight("a@x", "token").startswith("agw:{acct:a@x}")
+    assert keys.flight("a@x", "token") != keys.flight("a@x", "project")
 
 
 def test_cooldown_fields_and_values_round_trip() -> None:
@@ -80,3 +81,8 @@ def test_known_cooldowns_are_what_a_restarted_redis_is_told() -> None:
 def test_token_records_round_trip_and_reject_garbage() -> None:
     assert K.parse_token_record(K.token_record("ya29.x", 123.0)) == ("ya29.x", 123.0)
     assert K.parse_token_record(b"{}") is None and K.parse_token_record(None) is None
+
+
+def test_project_records_round_trip_and_reject_garbage() -> None:
+    assert K.parse_project_record(K.project_record("p-1", "standard-tier", None)) == ("p-1", "standard-tier", None)
+    assert K.parse_project_record(b'{"project": ""}') is None and K.parse_project_record(b"[") is None
