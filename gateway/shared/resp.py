@@ -206,6 +206,7 @@ class RedisClient:
         self._stopped = False
         self._tried = False
         self.scripts_reloaded = 0
+        self._loaded: set[str] = set()
 
     # -- connection --
 
@@ -338,6 +339,8 @@ class RedisClient:
         except RedisError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise
-        self.scripts_reloaded += 1
+        if digest in self._loaded:
+            self.scripts_reloaded += 1  # Redis lost it: restarted, or SCRIPT FLUSH
         loaded = await self.call("SCRIPT", "LOAD", source)
+        self._loaded.add(digest)
         return await self.call("EVALSHA", loaded.decode() if isinstance(loaded, bytes) else loaded, len(keys), *keys, *args)

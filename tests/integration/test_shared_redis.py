@@ -195,7 +195,8 @@ def test_redis_killed_mid_run_then_restarted_empty(fleet: Fleet) -> None:
 
 def test_script_flush_reloads_the_scripts(fleet: Fleet) -> None:
     a = fleet.add_gateway()
-    assert generate(a, "first")[0] == 200
+    fleet.gateways[0].wait_for_log("instances share pool state")
+    assert generate(a, "first")[0] == 200  # the selection script is loaded now
     assert redis_command(fleet.redis.port, "SCRIPT", "FLUSH").startswith(b"+OK")
     assert generate(a, "after flush")[0] == 200
     status = fleet.admin(0)["shared"]
