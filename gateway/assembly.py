@@ -47,6 +47,7 @@ class Gateway:
     ops: Operations | None = None
     team: Any = None
     shared: Any = None
+    admin: Any = None
 
     def close(self) -> Deferred[Any]:
         """Stop quota polling, write the last usage rows, close idle upstream connections (the last step of a shutdown)."""
@@ -104,7 +105,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these
     quota.label = ops.observer.label
     quota.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, team, shared)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, team, shared, admin)
 
 
 def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Forwarder) -> Any:

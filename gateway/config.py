@@ -68,6 +68,7 @@ class ServerSettings:
     min_body_rate: int = 1024
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    workers: int | str = 1  # processes serving the listeners (docs/scaling.md); "auto": one per core
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,15 @@ def _header_name(value: Any) -> str:
     return text.lower()
 
 
+def _workers(value: Any) -> int | str:
+    from gateway.workers import worker_count
+
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    worker_count(value, 1)
+    return value
+
+
 def _shared_backend(value: Any) -> str:
     if value not in ("local", "redis"):
         raise ValueError(f'must be "local" or "redis", got {value!r}')
@@ -364,6 +374,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "min_body_rate": _non_negative_int,
         "cors_origins": _origins,
         "trusted_proxies": _networks,
+        "workers": _workers,
     },
     "auth": {"mode": _auth_mode, "strategy": _string, "keys": _string_list},
     "upstream": {

@@ -50,6 +50,7 @@ class AdminResource(Resource):
         self.auth_mode = auth_mode
         self.policy = policy
         self.shared: Any = None  # gateway.shared backend: its status joins the view
+        self.worker: Any = None  # {"index", "pid"} when this process is one of [server] workers
 
     def render(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", JSON)
@@ -73,6 +74,8 @@ class AdminResource(Resource):
         view = pool_view(self.pool, self.clock(), self.policy)
         if self.shared is not None:
             view["shared"] = self.shared.status()
+        if self.worker is not None:
+            view["worker"] = self.worker
         return json.dumps(view, indent=1).encode()
 
 
