@@ -110,9 +110,21 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
 
 def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Forwarder) -> Any:
     """Per-key limits on the forwarder and the usage feed on the observer (gateway.team)."""
-    from gateway.team.service import team_for
+    from gateway.config import ConfigError
+    from gateway.team.service import Team, team_for
+    from gateway.team.sqlite_store import SQLiteStore, StoreProblem
 
-    team = team_for(settings)
+    try:
+        team = team_for(settings)
+    except StoreProblem as e:
+        if settings.auth.strategy == "keys" or settings.team.admin_key:
+            raise ConfigError("team.store", f"{e}; set [team] store to a writable path") from None
+        # Nobody asked for keys or the dashboard: serve without usage recording rather than not at all.
+        from twisted.logger import Logger
+
+        Logger(namespace="antigravity_gateway.team").warn("usage is not recorded: {why}", why=str(e))
+        team = Team(SQLiteStore(":memory:"))
+        settings = config_without_usage(settings)
     team.clock = reactor.seconds
     team.metrics = ops.metrics
     team.load_keys()
@@ -120,3 +132,9 @@ def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Fo
     ops.observer.sinks.append(team.finished)
     team.start(reactor, settings)
     return team
+
+
+def config_without_usage(settings: Settings) -> Settings:
+    from gateway.config import override
+
+    return override(settings, "team", record_usage=False)

@@ -25,9 +25,14 @@ class KeysStrategy:
 
 
 def _keys(settings: Any) -> KeysStrategy:
+    from gateway.config import ConfigError
     from gateway.team.service import team_for
+    from gateway.team.sqlite_store import StoreProblem
 
-    return KeysStrategy(team_for(settings))
+    try:
+        return KeysStrategy(team_for(settings))
+    except StoreProblem as e:
+        raise ConfigError("team.store", f"{e}; set [team] store to a writable path") from None
 
 
 keysAuth = provider(IAuthStrategyFactory)(

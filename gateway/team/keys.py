@@ -57,6 +57,8 @@ def hash_secret(secret: str) -> str:
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise KeyProblem(f"invalid key name {name!r}: use 1-64 letters, digits, . _ @ + - (starting with a letter or digit)")
+    if name == "static":
+        raise KeyProblem("the name 'static' is taken by the keys in [auth] keys; pick another")
     return name
 
 

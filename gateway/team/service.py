@@ -208,6 +208,7 @@ class Team:
         self._loop(reactor, self.poll_keys, team.keys_poll_seconds)
         if self.writer is not None:
             self._loop(reactor, self.writer.tick, team.flush_seconds)
+            self.prune(team.retention_days)
             self._loop(reactor, lambda: self.prune(team.retention_days), 3600.0)
 
     def _loop(self, reactor: Any, work: Callable[[], Any], interval: float) -> None:

@@ -73,8 +73,9 @@ class SQLiteStore:
             return conn
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
-            if not os.path.exists(self.path):
+            if self.path != ":memory:":
+                os.makedirs(directory, exist_ok=True)
+            if self.path != ":memory:" and not os.path.exists(self.path):
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # key hashes and usage: owner only
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row

@@ -8,6 +8,7 @@ library is enough. Only Debian's ``chromium`` package is used.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -37,8 +38,11 @@ class Browser:
         self._from_browser, from_browser_w = os.pipe()
 
         def wire() -> None:  # in the child: fd 3 = commands in, fd 4 = answers out
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
+            # Through fds >= 10 first: a pipe end may already be 3 or 4 (and close-on-exec).
+            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
+            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
 
         args = [binary, "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
                 "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",

@@ -64,7 +64,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
         shown = browser.js("[...document.querySelectorAll('#accounts-table tr[data-email]')].map(r => r.dataset.email)")
         assert sorted(shown) == ["user0@example.com", "user1@example.com"]
         # a usage chart with a bar for the seed request
-        browser.wait_for("document.querySelector('#chart-requests svg rect.bar') !== null", what="a bar in the requests chart")
+        browser.wait_for("document.querySelector('#chart-requests svg rect.seg') !== null", what="a bar in the requests chart")
         assert browser.js("document.querySelector('#usage-keys tr[data-group=\"seed\"]') !== null")
 
         # create a key; it is shown once
@@ -81,7 +81,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
         browser.wait_for("document.querySelector('#usage-keys tr[data-group=\"erin\"]') !== null", what="erin's usage")
         requests = browser.js("document.querySelector('#usage-keys tr[data-group=\"erin\"] td:nth-child(2)').textContent")
         assert requests == "1"
-        browser.wait_for("document.querySelector('#chart-keys svg rect.bar[data-group=\"erin\"]') !== null", what="erin in the per-key chart")
+        browser.wait_for("document.querySelector('#chart-keys svg rect.seg[data-group=\"erin\"]') !== null", what="erin in the per-key chart")
         target = os.environ.get("AGW_DASHBOARD_SCREENSHOT")
         browser.screenshot(target or str(tmp_path / "dashboard.png"))
         assert (Path(target) if target else tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest_twisted
 import treq
 from twisted.internet import reactor
@@ -212,3 +213,17 @@ async def test_admin_api_needs_the_admin_key_and_manages_keys(tmp_path: Path) ->
         await treq.content(response)
         view = json.loads(await treq.content(await stack.get("/admin/accounts", headers=admin)))
         assert view["accounts"][0]["state"] == "disabled"
+
+
+@pytest_twisted.ensureDeferred
+async def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None:
+    from gateway.team.usage import UsageRow
+
+    store = SQLiteStore(str(tmp_path / "team.sqlite3"))
+    now = reactor.seconds()
+    old = UsageRow(now - 3 * 86400, "alice", "a", "m", "m", "gemini", "generateContent", 200, 1, 1, 0, 0, 1.0, 1)
+    store.insert([old, attrs.evolve(old, time=now - 3600)])
+    stack = start_stack(tmp_path, accounts(1), team={"retention_days": 2})
+    async with stack:
+        await stack.gateway.team.flush()  # the prune at start runs on the writer's thread, before this
+        assert [r["requests"] for r in store.summary(0, "key")] == [1]

@@ -124,6 +124,15 @@ def test_secrets_are_hashed_and_distinct() -> None:
     assert hash_secret(a) != a and len(hash_secret(a)) == 64
 
 
+def test_key_names() -> None:
+    from gateway.team.keys import check_name
+
+    assert check_name("alice@example.com") == "alice@example.com"
+    for bad in ("", "static", "has space", "-dash", "x" * 65):
+        with pytest.raises(KeyProblem):
+            check_name(bad)
+
+
 def test_seconds_to_next_day() -> None:
     assert limits.seconds_to_next_day(86400 * 3) == 86400
     assert limits.seconds_to_next_day(86400 * 3 - 1) == 1

@@ -98,17 +98,18 @@ def test_parse_since() -> None:
 
 CRASHER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from gateway.team.sqlite_store import SQLiteStore
     from gateway.team.usage import UsageRow
-    store = SQLiteStore(sys.argv[1])
-    batch = int(sys.argv[2])
-    n = 0
+    from gateway.team.writer import UsageWriter
+    writer = UsageWriter(SQLiteStore(sys.argv[1]), batch_size=int(sys.argv[2]))
     print("ready", flush=True)
-    while True:
-        rows = [UsageRow(float(n + i), "k", "a", "m", "m", "gemini", "generateContent", 200, 1, 1, 0, 0, 1.0, 1) for i in range(batch)]
-        store.insert(rows)
-        n += batch
+    n = 0
+    while True:  # the gateway's side: add rows; the writer's thread commits each full batch
+        writer.add(UsageRow(float(n), "k", "a", "m", "m", "gemini", "generateContent", 200, 1, 1, 0, 0, 1.0, 1))
+        n += 1
+        if writer._queue.qsize() > 4:  # do not outrun the disk without bound
+            import time; time.sleep(0.001)
     """
 )
 

@@ -121,16 +121,30 @@ async function loadAccounts() {
   const view = await api("/admin/accounts");
   const accounts = view.accounts || [];
   state.accounts = accounts;
-  const client = view.client_version || view.upstream_client_version || view.upstream_client || view.user_agent;
+  const client = clientVersion(view);
   if (client) {
     state.clientFromAccounts = true;
-    $("#client-version").textContent = typeof client === "string" ? client : JSON.stringify(client);
+    $("#client-version").textContent = client;
   }
   const counts = { active: 0, cooling: 0, disabled: 0 };
   accounts.forEach((a) => { counts[a.state] = (counts[a.state] || 0) + 1; });
   $("#live-accounts").textContent = accounts.length;
   $("#pool-summary").textContent = `${counts.active} active · ${counts.cooling} cooling · ${counts.disabled} disabled`;
   if (changed("accounts", accounts) || state.filterChanged) renderAccounts();
+}
+
+function clientVersion(view) {
+  // The upstream client version, wherever /admin/accounts puts it (another part of the gateway adds it).
+  for (const name of ["client_version", "upstream_client_version", "upstream_client", "client", "upstream", "user_agent"]) {
+    const value = view[name];
+    if (!value) continue;
+    if (typeof value === "string") return value;
+    if (typeof value === "object") {
+      const inner = value.version || value.client_version || value.user_agent || value.current;
+      if (typeof inner === "string") return inner + (value.source ? ` (${value.source})` : "");
+    }
+  }
+  return null;
 }
 
 function fractionBar(fraction) {
@@ -171,18 +185,27 @@ function renderAccounts() {
   for (const a of state.accounts) {
     const hay = (a.email + " " + a.state + " " + Object.keys(a.quota || {}).join(" ")).toLowerCase();
     if (filter && !hay.includes(filter)) continue;
-    const quota = Object.entries(a.quota || {}).map(([model, q]) =>
+    const quotaEntries = Object.entries(a.quota || {});
+    const quotaRows = quotaEntries.map(([model, q]) =>
       `<span>${esc(model)}</span>${fractionBar(q.remaining_fraction ?? 0)}<span class="muted">${q.reset_time ? "resets in " + esc(until(q.reset_time)) : ""}</span>`).join("");
+    // Compact for big pools: the scarcest model up front, every model one click away (kept open across updates).
+    let quota = "";
+    if (quotaEntries.length) {
+      const [lowModel, low] = quotaEntries.reduce((m, e) => ((e[1].remaining_fraction ?? 0) < (m[1].remaining_fraction ?? 0) ? e : m));
+      const open = state.openQuota && state.openQuota.has(a.email) ? " open" : "";
+      quota = `<details data-email="${esc(a.email)}"${open}><summary><span class="bars inline"><span>${quotaEntries.length} models · lowest ${esc(lowModel)}</span>${fractionBar(low.remaining_fraction ?? 0)}`
+        + `<span class="muted">${low.reset_time ? "resets in " + esc(until(low.reset_time)) : ""}</span></span></summary><div class="bars">${quotaRows}</div></details>`;
+    }
     const cooldowns = Object.entries(a.cooldowns || {}).map(([model, c]) =>
       `<div class="small">${esc(model)}: <b>${esc(left(c.seconds_left))}</b> <span class="muted">${esc(c.reason || "")}</span></div>`).join("");
     let stateText = `<span class="state state-${esc(a.state)}">${esc(a.state)}</span>`;
     if (a.state === "cooling") stateText += `<div class="small muted">${esc(until(a.cooling_until))} · ${esc(a.cooling_reason || "")}</div>`;
     if (a.state === "disabled") stateText += `<div class="small muted">${esc(a.disabled_reason || "")}</div>`;
-    if (a.validation_url) stateText += `<div class="small"><a href="${esc(a.validation_url)}" target="_blank" rel="noopener">validate this account</a></div>`;
+    if (/^https:\/\//.test(a.validation_url || "")) stateText += `<div class="small"><a href="${esc(a.validation_url)}" target="_blank" rel="noopener">validate this account</a></div>`;
     const error = a.last_error ? `${esc(a.last_error)}<div class="small muted">${esc(a.last_error_at || "")}</div>` : "";
     const toggle = a.state === "disabled" ? "enable" : "disable";
     rows.push(`<tr data-email="${esc(a.email)}"><td>${esc(a.email)}<div class="small muted">${esc(a.tier || "")} ${esc(a.project_id || "")}</div></td>`
-      + `<td>${stateText}</td><td>${quota ? `<div class="bars">${quota}</div>` : '<span class="muted small">not polled yet</span>'}</td>`
+      + `<td>${stateText}</td><td>${quota || '<span class="muted small">not polled yet</span>'}</td>`
       + `<td>${cooldowns}</td><td>${windowsCell(a)}</td><td class="small">${error}</td>`
       + `<td><button type="button" data-action="${toggle}">${toggle}</button> <button type="button" data-action="refresh">refresh</button></td></tr>`);
   }
@@ -279,7 +302,7 @@ function drawBars(selector, days, values, groups) {
     groups.forEach((g, gi) => {
       const v = (values[g] || {})[day] || 0;
       if (v > 0) {
-        svg += `<rect class="bar" data-day="${day}" data-group="${esc(g)}" x="${(left + i * step + step * 0.12).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${(step * 0.76).toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${COLORS[gi % COLORS.length]}"><title>${esc(g)} ${day}: ${num(v)}</title></rect>`;
+        svg += `<rect class="seg" data-day="${day}" data-group="${esc(g)}" x="${(left + i * step + step * 0.12).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${(step * 0.76).toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${COLORS[gi % COLORS.length]}"><title>${esc(g)} ${day}: ${num(v)}</title></rect>`;
       }
       base += v;
     });
@@ -364,6 +387,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", signIn);
   $("#logout").addEventListener("click", signOut);
   $("#accounts-table").addEventListener("click", accountAction);
+  state.openQuota = new Set();
+  $("#accounts-table").addEventListener("toggle", (event) => {
+    const email = event.target.dataset && event.target.dataset.email;
+    if (email) event.target.open ? state.openQuota.add(email) : state.openQuota.delete(email);
+  }, true);
   $("#account-filter").addEventListener("input", () => { state.filterChanged = true; renderAccounts(); });
   $("#usage-range").addEventListener("change", () => { state.seen.usage = null; refresh(); });
   $("#key-form").addEventListener("submit", createKey);
