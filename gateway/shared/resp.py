@@ -170,6 +170,8 @@ class RespProtocol(Protocol):
             if not self._waiting:
                 continue
             d = self._waiting.popleft()
+            if d.called:  # timed out (cancelled) while waiting: the reply is dropped, order is kept
+                continue
             if isinstance(reply, RedisError):
                 d.errback(reply)
             else:
@@ -178,7 +180,8 @@ class RespProtocol(Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         waiting, self._waiting = self._waiting, deque()
         for d in waiting:
-            d.errback(RedisUnavailable("connection to Redis lost"))
+            if not d.called:
+                d.errback(RedisUnavailable("connection to Redis lost"))
         if not self.lost.called:
             self.lost.callback(None)
 

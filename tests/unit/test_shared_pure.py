@@ -86,3 +86,24 @@ def test_token_records_round_trip_and_reject_garbage() -> None:
 def test_project_records_round_trip_and_reject_garbage() -> None:
     assert K.parse_project_record(K.project_record("p-1", "standard-tier", None)) == ("p-1", "standard-tier", None)
     assert K.parse_project_record(b'{"project": ""}') is None and K.parse_project_record(b"[") is None
+
+
+def test_a_timed_out_call_keeps_replies_in_order_and_a_lost_connection_fails_the_rest() -> None:
+    from twisted.internet.defer import CancelledError
+    from twisted.internet.testing import StringTransport
+
+    from gateway.shared.resp import RedisUnavailable, RespProtocol
+
+    proto = RespProtocol()
+    proto.makeConnection(StringTransport())
+    late, next_one, third = proto.command("GET", "a"), proto.command("GET", "b"), proto.command("GET", "c")
+    late.addErrback(lambda f: f.trap(CancelledError))
+    late.cancel()  # the deadline passed
+    got: list = []
+    next_one.addCallback(got.append)
+    proto.dataReceived(b"$1\r\na\r\n$1\r\nb\r\n")
+    assert got == [b"b"]  # a's reply went to nobody, b's to b
+    failed: list = []
+    third.addErrback(failed.append)
+    proto.connectionLost(None)
+    assert failed and failed[0].check(RedisUnavailable)
