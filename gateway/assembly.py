@@ -96,7 +96,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     shaped = ShapedAuth(compat.resource(), strategy, mode)
     team = attach_team(settings, reactor, ops, forwarder)
     shared = build_shared(settings, reactor)
-    hook(shared, reactor, pool, tokens, projects, forwarder, team, ops)
+    hook(shared, reactor, pool, tokens, projects, quota, forwarder, team, ops)
     admin.shared = shared
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, up.user_agent)
     root = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)

@@ -31,6 +31,9 @@ class ISharedState(Interface):
     def discover(pool: object, email: str, discover_here: object) -> object:
         """A Deferred project id: one discovery per account across instances."""
 
+    def quota(email: str, poll_here: object, absorb: object) -> object:
+        """A Deferred fetchAvailableModels answer: one fetch per account across instances at a time."""
+
     def admit(name: str, rpm: int, tokens_per_day: int, now: float) -> object:
         """A Deferred ``Refusal`` or None: the key's limits counted over every instance."""
 

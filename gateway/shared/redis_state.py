@@ -11,6 +11,7 @@ Redis answers again.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from typing import Any, Callable
@@ -33,6 +34,7 @@ log = Logger()
 
 LOCK_SECONDS = 30.0  # a refresh holder that died frees the lock after this
 POLL_SECONDS = 0.05  # how often a waiter looks for the holder's token
+QUOTA_SECONDS = 10.0  # a quota snapshot one instance fetched serves the others this long
 PROJECT_SECONDS = 86400.0  # a discovered project is re-checked by some instance once a day
 
 
@@ -192,6 +194,26 @@ class RedisState:
                     int(PROJECT_SECONDS * 1000))
 
         return defer.ensureDeferred(self._once(email, "project", usable, discover_here, publish))
+
+    def quota(self, email: str, poll_here: Callable[[], Any], absorb: Callable[[dict[str, Any]], None]) -> Deferred[Any]:
+        """An account's ``fetchAvailableModels`` answer: fetched by one instance, shared for ``QUOTA_SECONDS``."""
+
+        def usable(raw: Any) -> dict[str, Any] | None:
+            if raw is None:
+                return None
+            try:
+                document = json.loads(raw)
+            except ValueError:
+                return None
+            if not isinstance(document, dict):
+                return None
+            absorb(document)
+            return document
+
+        def publish(document: dict[str, Any]) -> tuple[str, int]:
+            return json.dumps(document, separators=(",", ":")), int(QUOTA_SECONDS * 1000)
+
+        return defer.ensureDeferred(self._once(email, "quota", usable, poll_here, publish))
 
     async def _once(self, email: str, kind: str, usable: Callable[[Any], Any], here: Callable[[], Any],
                     publish: Callable[[Any], tuple[str, int]]) -> Any:

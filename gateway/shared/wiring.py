@@ -69,7 +69,8 @@ class SharedCollector:
         return [up, falls]
 
 
-def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, projects: Any, forwarder: Any, team: Any, ops: Any) -> None:
+def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, projects: Any, quota: Any, forwarder: Any, team: Any,
+         ops: Any) -> None:
     """Wire a non-local backend into the running parts (local: nothing to do)."""
     ops.metrics.registry.register(SharedCollector(state))
     if state.name == "local":
@@ -78,6 +79,8 @@ def hook(state: ISharedState, reactor: Any, pool: Any, tokens: Any, projects: An
     pool.learned.append(state.learned)
     tokens.shared = state
     projects.shared = state
+    if quota is not None:
+        quota.shared = state
     forwarder.shared = state
     if team is not None:
         forwarder.gate = shared_gate(team, state)

@@ -219,3 +219,17 @@ def test_a_redis_that_stops_answering_never_holds_a_request_past_the_deadline(fl
         os.kill(fleet.redis.popen.pid, signal.SIGCONT)
     fleet.gateways[0].wait_for_log("instances share pool state", count=2)
     assert generate(a, "after")[0] == 200
+
+
+def test_a_quota_snapshot_fetched_by_one_instance_serves_the_others(fleet: Fleet) -> None:
+    urls = fleet.add_gateways(3)
+    for g in fleet.gateways:
+        g.wait_for_log("instances share pool state")
+    before = fleet.emulator_stats()["requests"].get("fetchAvailableModels", 0)
+    for url in urls:  # the models list asks every account's fetchAvailableModels
+        status, _, body = call("GET", f"{url}/v1beta/models")
+        assert status == 200 and json.loads(body)["models"], body
+    fetched = fleet.emulator_stats()["requests"].get("fetchAvailableModels", 0) - before
+    assert fetched == 3, fetched  # one per account, not one per account per instance
+    quota = {a["email"]: a["quota_updated"] for a in fleet.admin(2)["accounts"]}
+    assert all(quota.values()), quota  # the third instance holds the snapshots it never fetched
