@@ -96,3 +96,40 @@ def test_an_unreachable_postgres_says_where_and_why() -> None:
 
     with pytest.raises(StoreProblem, match="cannot open the team store postgresql://agw@127.0.0.1:1/none"):
         PostgresStore("postgresql://agw:secret@127.0.0.1:1/none", timeout=2)
+
+
+def test_two_gateways_record_usage_in_one_postgres_and_share_its_keys(postgres: PostgresServer, tmp_path: Path) -> None:
+    import time
+
+    from gateway.team import operations
+    from gateway.team.postgres_store import PostgresStore
+    from tests.integration.processes import ask, call, free_port, spawn, start, wait_until_up
+
+    url = postgres.fresh_database()
+    store = PostgresStore(url)
+    secret, _ = operations.create(store, "dana", time.time())
+    tables = (f'[auth]\nstrategy = "keys"\nmode = "all_except_health"\n[team]\nflush_seconds = 0.05\n'
+              f'[store]\nurl = "{url}"\n')
+    stack = start(tmp_path, store_accounts=3, extra_toml=tables)
+    second = None
+    try:
+        port = free_port()
+        config = tmp_path / "second.toml"
+        config.write_text(stack.config.read_text().replace(stack.gateway_url.rsplit(":", 1)[1] + ":interface", f"{port}:interface", 1))
+        second = spawn("second", ["antigravity-gateway", "--config", str(config)], tmp_path)
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", [second])
+        for base in (stack.gateway_url, f"http://127.0.0.1:{port}"):  # the key made in PostgreSQL works on both
+            status, _, body = call("POST", f"{base}/v1beta/models/gemini-3-flash:generateContent", ask("hi"),
+                                   headers={"x-goog-api-key": secret})
+            assert status == 200, body
+        deadline = time.monotonic() + 15
+        while store.count() < 2:
+            assert time.monotonic() < deadline, "usage rows never reached PostgreSQL"
+            time.sleep(0.05)
+        [dana] = store.summary(0, "key")
+        assert dana["group"] == "dana" and dana["requests"] == 2 and dana["total_tokens"] > 0
+    finally:
+        if second is not None:
+            second.stop()
+        stack.close()
+        store.close()
