@@ -118,3 +118,25 @@ def test_systemd_socket_activation_with_workers(tmp_path: Path) -> None:
         assert status == 200, body
     finally:
         stack.close()
+
+
+def test_the_parent_gives_up_with_status_1_when_workers_keep_dying(tmp_path: Path) -> None:
+    stack = start(tmp_path, store_accounts=1, gateway_args=["--workers", "2"])
+    try:
+        killed: set[int] = set()
+        deadline = time.monotonic() + 60
+        while stack.gateway.popen.poll() is None:
+            assert time.monotonic() < deadline, "the parent never gave up"
+            try:
+                pid = worker_of(stack.gateway_url)["pid"]
+            except (OSError, AssertionError):
+                time.sleep(0.05)  # between a death and its replacement
+                continue
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+        assert stack.gateway.wait(10) == 1
+        assert len(killed) >= 6  # the sixth death within 60 s is one too many
+        assert "workers keep dying" in stack.gateway.text()
+    finally:
+        stack.close()
