@@ -207,7 +207,7 @@ class RedisClient:
         self._connecting: Deferred[RespProtocol] | None = None
         self._probe: Any = None
         self._stopped = False
-        self._tried = False
+        self._initial = True  # until the first connection attempt has finished
         self.scripts_reloaded = 0
         self._loaded: set[str] = set()
 
@@ -276,7 +276,6 @@ class RedisClient:
         """Connect now (start-up, and the probe while down); True when Redis answers."""
         if self._protocol is not None:
             return True
-        self._tried = True
         if self._connecting is None:
             self._connecting = defer.ensureDeferred(self._connect())
         connecting = self._connecting
@@ -284,6 +283,7 @@ class RedisClient:
             proto = await connecting
         except RedisUnavailable as e:
             self._connecting = None
+            self._initial = False
             self.up = False
             self.error = str(e)
             self._schedule_probe()
@@ -291,6 +291,7 @@ class RedisClient:
         finally:
             if self._connecting is connecting:
                 self._connecting = None
+        self._initial = False
         if self._stopped:
             proto.transport.loseConnection()  # type: ignore[union-attr]
             return False
@@ -318,8 +319,8 @@ class RedisClient:
     async def call(self, *args: Any) -> Any:
         """One command; RedisError for an error reply, RedisUnavailable when down or past the deadline."""
         proto = self._protocol
-        if proto is None and (self._connecting is not None or not self._tried) and not self._stopped:
-            await self.connect()  # the first connection (or one under way) is worth its deadline
+        if proto is None and self._initial and not self._stopped:
+            await self.connect()  # the very first connection is worth its deadline; a probe while down is not
             proto = self._protocol
         if proto is None:
             raise RedisUnavailable(self.error or "Redis is not connected")
