@@ -140,3 +140,25 @@ def test_the_parent_gives_up_with_status_1_when_workers_keep_dying(tmp_path: Pat
         assert "workers keep dying" in stack.gateway.text()
     finally:
         stack.close()
+
+
+def test_workers_share_the_pool_through_redis(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.services import RedisServer
+
+    redis = RedisServer(tmp_path / "redis").start()
+    shared = f'[shared]\nbackend = "redis"\nurl = "{redis.url}"\n'
+    stack = start(tmp_path, store_accounts=3, gateway_args=["--workers", "2"], extra_toml=shared)
+    try:
+        assert len(pids_seen(stack.gateway_url)) == 2
+        stack.gateway.wait_for_log("instances share pool state", count=2)
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            codes = list(pool.map(lambda i: call("POST", f"{stack.gateway_url}/v1beta/models/gemini-3-flash:generateContent",
+                                                 ask(f"q{i}"), timeout=30)[0], range(48)))
+        assert codes == [200] * 48
+        stats = json.loads(call("GET", f"{stack.emulator_url}/_emulator/stats")[2])
+        assert stats["token_refreshes"] == {f"user{i}@example.com": 1 for i in range(3)}, stats["token_refreshes"]
+    finally:
+        stack.close()
+        redis.stop()
