@@ -32,10 +32,11 @@ class Fleet:
         self.gateways: list[Process] = []
         self.urls: list[str] = []
 
-    def add_gateway(self, extra: str = "", shared: str = "", tables: str = "") -> str:
-        return self.add_gateways(1, extra, shared, tables)[0]
+    def add_gateway(self, extra: str = "", shared: str = "", tables: str = "", deadline: float = 2.0) -> str:
+        return self.add_gateways(1, extra, shared, tables, deadline)[0]
 
-    def add_gateways(self, count: int, extra: str = "", shared: str = "", tables: str = "") -> list[str]:
+    def add_gateways(self, count: int, extra: str = "", shared: str = "", tables: str = "", deadline: float = 2.0) -> list[str]:
+        """``deadline``: generous by default, so a busy CI machine never makes Redis look down by accident."""
         """Start ``count`` gateways at once (each with its own store copy and config) and wait for all."""
         started = []
         for _ in range(count):
@@ -50,7 +51,7 @@ class Fleet:
             config = home / "gateway.toml"
             config.write_text(gateway_toml(f"tcp:{port}:interface=127.0.0.1", self.emulator_url, store,
                                            'selection = "least-recently-used"\n' + extra) + tables
-                              + f'[shared]\nbackend = "redis"\nurl = "{self.redis.url}"\nprefix = "t:"\ndeadline = 0.5\n'
+                              + f'[shared]\nbackend = "redis"\nurl = "{self.redis.url}"\nprefix = "t:"\ndeadline = {deadline}\n'
                               + 'retry_seconds = 0.2\n' + shared)
             gateway = spawn(f"gateway{n}", ["antigravity-gateway", "--config", str(config)], home)
             self.gateways.append(gateway)
@@ -162,7 +163,7 @@ def test_key_limits_hold_across_instances(fleet: Fleet, tmp_path: Path) -> None:
 
 
 def test_redis_killed_mid_run_then_restarted_empty(fleet: Fleet) -> None:
-    a, b = fleet.add_gateways(2)
+    a, b = fleet.add_gateways(2, deadline=0.5)
     assert generate(a, "warm")[0] == 200 and generate(b, "warm")[0] == 200
     fleet.redis.stop()
     # The policy: both keep serving from local state, no request waits past the deadline (0.5 s) plus the answer.
@@ -204,7 +205,7 @@ def test_script_flush_reloads_the_scripts(fleet: Fleet) -> None:
 
 
 def test_a_redis_that_stops_answering_never_holds_a_request_past_the_deadline(fleet: Fleet) -> None:
-    a = fleet.add_gateway()
+    a = fleet.add_gateway(deadline=0.5)
     assert generate(a, "warm")[0] == 200
     assert fleet.redis.popen is not None
     os.kill(fleet.redis.popen.pid, signal.SIGSTOP)  # connected, silent: only the deadline (0.5 s) helps

@@ -148,7 +148,7 @@ def test_workers_share_the_pool_through_redis(tmp_path: Path) -> None:
     from tests.integration.services import RedisServer
 
     redis = RedisServer(tmp_path / "redis").start()
-    shared = f'[shared]\nbackend = "redis"\nurl = "{redis.url}"\n'
+    shared = f'[shared]\nbackend = "redis"\nurl = "{redis.url}"\ndeadline = 2.0\n'
     stack = start(tmp_path, store_accounts=3, gateway_args=["--workers", "2"], extra_toml=shared)
     try:
         assert len(pids_seen(stack.gateway_url)) == 2
