@@ -39,6 +39,7 @@ from gateway.reload import SwappableAuth, SwappableMapper
 from gateway.web.dashboard import AdminFront, Dashboard
 from gateway.web.front import CORSResource, Router
 from gateway.web.guard import RequestGuard
+from gateway.shared.wiring import build_shared, hook
 
 
 @attrs.define
@@ -53,6 +54,8 @@ class Gateway:
     ops: Operations | None = None
     version: ClientVersion | None = None
     team: Any = None
+    shared: Any = None
+    admin: Any = None
 
     def close(self) -> Deferred[Any]:
         """Stop quota polling, write the last usage rows, close idle upstream connections (the last step of a shutdown)."""
@@ -61,6 +64,8 @@ class Gateway:
         self.forwarder.projects.stop()  # loadCodeAssist a cancelled poll was waiting for
         if self.version is not None:
             self.version.stop()
+        if self.shared is not None:
+            self.shared.stop()
         if self.team is not None:
             d = self.team.close()
             d.addBoth(lambda _: self.http_pool.closeCachedConnections())
@@ -123,6 +128,9 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
                                                      settings.responses.store_max_bytes))
     shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
     team = attach_team(settings, reactor, ops, forwarder)
+    shared = build_shared(settings, reactor)
+    hook(shared, reactor, pool, tokens, projects, quota, forwarder, team, ops)
+    admin.shared = shared
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, version.user_agent)
     root = RequestGuard(CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins))
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
@@ -131,7 +139,7 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     quota.label = ops.observer.label
     quota.start()
     version.start()
-    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, version, team)
+    return Gateway(settings, site, pool, forwarder, tokens, http_pool, quota, ops, version, team, shared, admin)
 
 
 def attach_team(settings: Settings, reactor: Any, ops: Operations, forwarder: Forwarder) -> Any:

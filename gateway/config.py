@@ -68,6 +68,7 @@ class ServerSettings:
     min_body_rate: int = 1024
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    workers: int | str = 1  # processes serving the listeners (docs/scaling.md); "auto": one per core
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,24 @@ class ResponsesSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where keys and usage live: "" keeps the embedded SQLite file ([team] store); postgresql://… shares them."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """State several instances agree on (docs/scaling.md): ``local`` (this process alone) or ``redis``."""
+
+    backend: str = "local"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "agw:"
+    deadline: float = 0.25  # seconds any one Redis call may take before the instance decides locally
+    retry_seconds: float = 1.0  # how often an unreachable Redis is tried again
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -190,6 +209,8 @@ class Settings:
     team: TeamSettings = field(default_factory=TeamSettings)
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     image_fetch: ImageFetchSettings = field(default_factory=ImageFetchSettings)
+    shared: SharedSettings = field(default_factory=SharedSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     source: str | None = None
 
     def effective_auth_mode(self) -> str:
@@ -404,6 +425,37 @@ def _header_name(value: Any) -> str:
     return text.lower()
 
 
+def _workers(value: Any) -> int | str:
+    from gateway.workers import worker_count
+
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    worker_count(value, 1)
+    return value
+
+
+def _shared_backend(value: Any) -> str:
+    if value not in ("local", "redis"):
+        raise ValueError(f'must be "local" or "redis", got {value!r}')
+    return value
+
+
+def _store_url(value: Any) -> str:
+    if value == "":
+        return value
+    text = _string(value)
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f'must be "" (the embedded SQLite store) or a postgresql:// URL, got {text.split(":", 1)[0]!r}')
+    return text
+
+
+def _redis_url(value: Any) -> str:
+    from gateway.shared.resp import parse_url
+
+    parse_url(_string(value))
+    return value
+
+
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "server": {
         "listen": _listen_list,
@@ -416,6 +468,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "min_body_rate": _non_negative_int,
         "cors_origins": _origins,
         "trusted_proxies": _networks,
+        "workers": _workers,
     },
     "auth": {"mode": _auth_mode, "strategy": _string, "keys": _string_list},
     "upstream": {
@@ -474,6 +527,14 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "responses": {"store_entries": _non_negative_int, "store_ttl": _positive_float, "store_max_bytes": _positive_int},
     "image_fetch": {"allow_networks": _networks, "max_bytes": _positive_int, "max_redirects": _non_negative_int,
                     "timeout": _positive_float},
+    "shared": {
+        "backend": _shared_backend,
+        "url": _redis_url,
+        "prefix": _string,
+        "deadline": _positive_float,
+        "retry_seconds": _positive_float,
+    },
+    "store": {"url": _store_url},
 }
 
 _SECTION_TYPES = {
@@ -487,6 +548,8 @@ _SECTION_TYPES = {
     "team": TeamSettings,
     "responses": ResponsesSettings,
     "image_fetch": ImageFetchSettings,
+    "shared": SharedSettings,
+    "store": StoreSettings,
 }
 
 

@@ -115,13 +115,15 @@ class Forwarder:
     #: ``[upstream] use_credits``: "never" or "when_quota_exhausted".
     use_credits: str = "never"
     #: Per-key limits (``gateway.team.service.Team.gate``): raises before any account is taken.
-    gate: Callable[[str | None], None] | None = None
+    gate: Callable[[str | None], Any] | None = None
     #: Seconds one client request may take until its answer starts ([upstream] request_timeout).
     request_timeout: float = 600.0
     #: Seconds a non-streamed body may go without a byte ([upstream] body_timeout).
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     #: Bytes a non-streamed answer may buffer ([upstream] max_answer_bytes).
     max_answer_bytes: int = 32 * 1024 * 1024
+    #: Pool state agreed with other instances (gateway.shared); None: this instance alone decides.
+    shared: Any = None
 
     def __init__(
         self,
@@ -181,7 +183,7 @@ class Forwarder:
         A body cut short or stalled after its headers reached nobody yet: it is
         retried (up to ``max_attempts`` calls) like any other upstream failure.
         """
-        self._gate(model)
+        await self._gate(model)
         return await self.bounded(self._answer(model, request, session_key))
 
     async def _answer(self, model: str, request: dict[str, Any], session_key: str | None) -> bytes:
@@ -214,16 +216,18 @@ class Forwarder:
             )
         return GatewayError(502, f"Cloud Code's answer did not arrive whole: {error}. Retry the request.")
 
-    def _gate(self, model: str) -> None:
+    async def _gate(self, model: str) -> None:
         """Per-key limits, once per client request (retries inside it are not new requests)."""
         if self.gate is not None:
-            self.gate(model)
+            gated = self.gate(model)
+            if gated is not None:  # a shared backend asks the other instances' counts
+                await gated
 
     async def generate(
         self, model: str, request: dict[str, Any], *, stream: bool, session_key: str | None = None
     ) -> Forwarded:
         """:meth:`_generate` within the overall deadline (for a stream: until its headers)."""
-        self._gate(model)
+        await self._gate(model)
         return await self.bounded(self._generate(model, request, stream=stream, session_key=session_key))
 
     async def _generate(
@@ -257,7 +261,7 @@ class Forwarder:
 
     async def count_tokens(self, model: str, body: Any) -> Forwarded:
         """Counting spends no generation quota: accounts cooling down for ``model`` may count."""
-        self._gate(model)
+        await self._gate(model)
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
         return await self.bounded(self._attempts(
             model, "countTokens", lambda a, p: wrapped, stream=False, needs_project=False, select_model=None
@@ -265,7 +269,7 @@ class Forwarder:
 
     async def count_answer(self, model: str, body: Any) -> bytes:
         """A whole ``countTokens`` body, within the overall deadline."""
-        self._gate(model)
+        await self._gate(model)
         wrapped = json.dumps(envelope.wrap_count_tokens(body, model), separators=(",", ":")).encode()
 
         async def counted() -> bytes:
@@ -335,7 +339,8 @@ class Forwarder:
         deadline: float | None = None
         while True:
             self.pool.maybe_reload()
-            pick = self.pool.acquire(select_model, exclude, session)
+            pick = self.pool.acquire(select_model, exclude, session) if self.shared is None else \
+                await self.shared.acquire(self.pool, select_model, exclude, session)
             if pick.account is not None or not pick.busy:
                 return pick.account
             now = self.clock()

@@ -48,6 +48,7 @@ class Options(usage.Options):
         ["auth-mode", None, None, "off | strict | all_except_health | auto ([auth] mode)."],
         ["auth-strategy", None, None, "IAuthStrategy plugin name ([auth] strategy)."],
         ["max-body-bytes", None, None, "Largest request body accepted ([server] max_body_bytes).", int],
+        ["workers", None, None, "Processes serving the listeners: N or auto ([server] workers)."],
     ]
     optFlags = [
         ["allow-public-without-auth", None, "Allow a non-loopback listener with auth off."],
@@ -110,6 +111,8 @@ def settings_from_options(options: Any) -> Settings:
         server["max_body_bytes"] = options["max-body-bytes"]
     if options["allow-public-without-auth"]:
         server["allow_public_without_auth"] = True
+    if options["workers"] is not None:
+        server["workers"] = options["workers"]
     upstream: dict[str, Any] = {}
     if options["upstream"]:
         upstream["hosts"] = tuple(options["upstream"])
@@ -145,6 +148,13 @@ def check_startup(settings: Settings) -> None:
             )
     else:
         build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings)
+    if settings.server.workers != 1:
+        from gateway.workers import refuse_for_workers
+
+        for description in (*settings.server.listen, *settings.metrics.listen):
+            problem = refuse_for_workers(description)
+            if problem:
+                raise ConfigError("server.workers", f"{description!r}: {problem}")
     build(IModelMapperFactory, settings.models.mapper, "models.mapper", settings)
     build(ISelectionPolicyFactory, settings.accounts.selection, "accounts.selection", settings)
     backend = build(IAccountBackendFactory, settings.accounts.backend, "accounts.backend", settings)
@@ -168,8 +178,11 @@ class GatewayService(Service):
 
     name = "antigravity-gateway"
 
-    def __init__(self, settings: Settings, reactor: Any = None, reload_settings: Callable[[], Settings] | None = None) -> None:
+    def __init__(self, settings: Settings, reactor: Any = None, reload_settings: Callable[[], Settings] | None = None,
+                 inherited: str | None = None) -> None:
         self.settings = settings
+        #: A worker's sockets from its parent (``AGW_WORKER_FDS``): adopted instead of listening.
+        self.inherited = inherited
         self._reactor = reactor
         self._reload_settings = reload_settings
         self.ports: list[Any] = []
@@ -200,9 +213,17 @@ class GatewayService(Service):
                 ops.reloader.load = self._reload_settings
             ops.reloader.check = check_startup
         self.metrics_site = ops.metrics_site() if ops is not None else None
-        listening = [self._listen(reactor, description, self.gateway.site) for description in self.settings.server.listen]
+        api: list[Any] = list(self.settings.server.listen)
+        metrics: list[Any] = list(self.settings.metrics.listen)
+        if self.inherited is not None:
+            from gateway.workers import inherited_endpoints
+
+            api, metrics = inherited_endpoints(reactor, self.inherited)
+            if self.gateway.admin is not None:
+                self.gateway.admin.worker = worker_identity()
+        listening = [self._listen(reactor, description, self.gateway.site) for description in api]
         if self.metrics_site is not None:
-            listening += [self._listen(reactor, d, self.metrics_site, "metrics ") for d in self.settings.metrics.listen]
+            listening += [self._listen(reactor, d, self.metrics_site, "metrics ") for d in metrics]
         self._listening = DeferredList(listening, fireOnOneErrback=True, consumeErrors=True)
         self._listening.addCallbacks(lambda _: self._log_summary(reactor), self._listen_failed, errbackArgs=(reactor,))
         if self.failure is not None:
@@ -211,12 +232,15 @@ class GatewayService(Service):
         self._install_sighup(reactor)
         settle_heap()
 
-    def _listen(self, reactor: Any, description: str, site: Any, what: str = "") -> Deferred[Any]:
+    def _listen(self, reactor: Any, description: Any, site: Any, what: str = "") -> Deferred[Any]:
         try:
-            d = serverFromString(reactor, description).listen(site)
+            endpoint = serverFromString(reactor, description) if isinstance(description, str) else description
+            d = endpoint.listen(site)
         except Exception as e:  # a malformed endpoint string raises before any Deferred exists
             d = Deferred()
             d.errback(e)
+        if not isinstance(description, str):
+            description = "a socket inherited from the parent (worker %d)" % worker_identity()["index"]
 
         def listening(port: Any) -> Any:
             self.ports.append(port)
@@ -331,6 +355,22 @@ def _exit(status: int) -> None:
     os._exit(status)
 
 
-def makeService(options: Options) -> GatewayService:
+def worker_identity() -> dict[str, Any]:
+    import os
+
+    from gateway.workers import ENV_INDEX
+
+    return {"index": int(os.environ.get(ENV_INDEX, "0")), "pid": os.getpid()}
+
+
+def makeService(options: Options) -> Any:
+    import os
+
+    from gateway.workers import ENV_FDS, Supervisor, worker_argv, worker_count
+
     assert options.settings is not None
-    return GatewayService(options.settings, reload_settings=lambda: settings_from_options(options))
+    inherited = os.environ.get(ENV_FDS)
+    count = 1 if inherited is not None else worker_count(options.settings.server.workers)
+    if count > 1:
+        return Supervisor(options.settings, count, ["-m", "twisted", *worker_argv(sys.argv[1:])])
+    return GatewayService(options.settings, reload_settings=lambda: settings_from_options(options), inherited=inherited)

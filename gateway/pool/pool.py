@@ -86,6 +86,8 @@ class AccountPool:
         self.sessions = StickyBindings(session_ttl)
         self._states: dict[str, AccountState] = {}
         self._release_listeners: list[Callable[[], None]] = []
+        #: Told of each cooldown learned here (email, model or None, until, reason): the shared state's seam.
+        self.learned: list[Callable[[str, str | None, float, str], None]] = []
         self.reloads = 0
         #: Why the store could not be read or written lately (the pool then runs from memory).
         self.store_error: str | None = None
@@ -261,11 +263,15 @@ class AccountPool:
         now = self.clock()
         self.modify(email, lambda a: health.cool_account(a, until, reason, now, validation_url))
         self.sessions.drop_account(email)
+        for listener in self.learned:
+            listener(email, None, until, reason)
 
     def cool_model(self, email: str, model: str, until: float, reason: str) -> None:
         now = self.clock()
         self.modify(email, lambda a: health.cool_model(a, model, until, reason, now))
         self.sessions.drop_account(email, model)
+        for listener in self.learned:
+            listener(email, model, until, reason)
 
     def record_quota(self, email: str, snapshot: dict[str, ModelQuota]) -> None:
         now = self.clock()

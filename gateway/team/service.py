@@ -57,7 +57,13 @@ def store_path(settings: Any) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(settings.accounts.path)), "team.sqlite3")
 
 
-def open_store(settings: Any) -> SQLiteStore:
+def open_store(settings: Any) -> Any:
+    """``[store] url`` (PostgreSQL, shared by several hosts), else the SQLite file."""
+    url = getattr(getattr(settings, "store", None), "url", "")
+    if url:
+        from gateway.team.postgres_store import PostgresStore
+
+        return PostgresStore(url)
     return SQLiteStore(store_path(settings))
 
 
@@ -246,10 +252,10 @@ _registry: dict[str, Team] = {}
 
 def team_for(settings: Any) -> Team:
     """The one ``Team`` of this store file in this process (the strategy and assembly share it)."""
-    path = store_path(settings)
+    path = getattr(getattr(settings, "store", None), "url", "") or store_path(settings)
     team = _registry.get(path)
     if team is None:
-        team = _registry[path] = Team(SQLiteStore(path), static_keys=settings.auth.keys)
+        team = _registry[path] = Team(open_store(settings), static_keys=settings.auth.keys)
     else:
         team.static_keys = tuple(settings.auth.keys)
     return team

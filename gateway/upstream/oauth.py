@@ -145,6 +145,8 @@ class AccessTokens:
         self._margin = margin
         self._refreshing: SingleFlight[str] = SingleFlight()
         self.refreshes = 0
+        #: Agrees one refresh per account with other instances (gateway.shared); None: refresh here.
+        self.shared: Any = None
 
     def token_for(self, email: str, force: bool = False, rejected: str | None = None) -> Deferred[str]:
         """A usable access token for ``email``.
@@ -164,6 +166,11 @@ class AccessTokens:
         return self._refreshing.run(email, lambda: self._refresh(email))
 
     async def _refresh(self, email: str) -> str:
+        if self.shared is not None:
+            return await self.shared.refresh(self._pool, email, lambda: self._refresh_here(email))
+        return await self._refresh_here(email)
+
+    async def _refresh_here(self, email: str) -> str:
         account = self._pool.get(email)
         if account is None:
             raise KeyError(email)

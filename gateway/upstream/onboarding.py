@@ -149,6 +149,8 @@ class ProjectResolver:
         self._poll_interval = poll_interval
         self._max_polls = max_polls
         self._discovering: SingleFlight[str] = SingleFlight()
+        #: Agrees one discovery per account with other instances (gateway.shared); None: discover here.
+        self.shared: Any = None
         #: The OAuth client name an account uses, for the operator's messages (assembly sets the pool's table).
         self.client_name: Callable[[Account], str] = lambda account: account.oauth_client or "default"
         #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
@@ -165,7 +167,12 @@ class ProjectResolver:
             d: Deferred[str] = Deferred()
             d.callback(account.project_id)
             return d
+        if self.shared is not None and not force:
+            return self._discovering.run(email, lambda: self._discover_shared(email, token))
         return self._discovering.run(email, lambda: self._discover(email, token))
+
+    async def _discover_shared(self, email: str, token: str) -> str:
+        return await self.shared.discover(self._pool, email, lambda: self._discover(email, token))
 
     async def _discover(self, email: str, token: str) -> str:
         answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)

@@ -70,6 +70,8 @@ class QuotaPoller:
         self.account_info = True
         #: ... and retrieveUserQuotaSummary (the 5-hour and weekly windows).
         self.windows = True
+        #: Shares snapshots with other instances (gateway.shared); None: poll here.
+        self.shared: Any = None
 
     def _now(self) -> float:
         return float(self._reactor.seconds())
@@ -78,7 +80,17 @@ class QuotaPoller:
 
     def poll(self, email: str) -> Deferred[dict[str, Any]]:
         """Fetch ``email``'s models and quota now (one fetch in flight per account, shared)."""
+        if self.shared is not None:
+            return self._polling.run(email, lambda: self._poll_shared(email))
         return self._polling.run(email, lambda: self._poll(email))
+
+    async def _poll_shared(self, email: str) -> dict[str, Any]:
+        """One fetch per account for all instances at a time; the others take its answer."""
+        return await self.shared.quota(email, lambda: self._poll(email), lambda document: self._absorb(email, document))
+
+    def _absorb(self, email: str, document: dict[str, Any]) -> None:
+        self.latest[email] = (self._now(), document)
+        self._pool.record_quota(email, health.quota_from_upstream(document))
 
     async def _poll(self, email: str) -> dict[str, Any]:
         token = await self._tokens.token_for(email)
@@ -99,8 +111,7 @@ class QuotaPoller:
             raise QuotaPollFailed("fetchAvailableModels answered non-JSON") from None
         if not isinstance(document, dict):
             raise QuotaPollFailed("fetchAvailableModels answered something other than an object")
-        self.latest[email] = (self._now(), document)
-        self._pool.record_quota(email, health.quota_from_upstream(document))
+        self._absorb(email, document)
         if self.windows:
             await self._windows(email, project, token)
         return document

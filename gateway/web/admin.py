@@ -52,6 +52,8 @@ class AdminResource(Resource):
         #: The live client version and the OAuth client table (set by assembly), for the view.
         self.version: Any = None
         self.clients: Any = None
+        self.shared: Any = None  # gateway.shared backend: its status joins the view
+        self.worker: Any = None  # {"index", "pid"} when this process is one of [server] workers
 
     def render(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", JSON)
@@ -75,6 +77,10 @@ class AdminResource(Resource):
         view = pool_view(self.pool, self.clock(), self.policy, clients=self.clients)
         if self.version is not None:
             view["client_version"] = self.version.view()
+        if self.shared is not None:
+            view["shared"] = self.shared.status()
+        if self.worker is not None:
+            view["worker"] = self.worker
         return json.dumps(view, indent=1).encode()
 
 

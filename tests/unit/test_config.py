@@ -126,3 +126,15 @@ def test_state_directory_wins_for_the_default_store(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_DATA_HOME", "/tmp/xdg")
     assert config.AccountsSettings().path == os.path.join("/tmp/xdg", "antigravity-gateway", "accounts.json")
+
+
+def test_shared_section_defaults_to_local_and_checks_redis_urls() -> None:
+    from gateway import config
+
+    assert config.Settings().shared.backend == "local"
+    s = config.parse({"shared": {"backend": "redis", "url": "rediss://:pw@h:6380/1", "prefix": "gw1:", "deadline": 0.1}})
+    assert (s.shared.backend, s.shared.prefix, s.shared.deadline) == ("redis", "gw1:", 0.1)
+    with pytest.raises(config.ConfigError, match="shared.url"):
+        config.parse({"shared": {"url": "http://h"}})
+    with pytest.raises(config.ConfigError, match="shared.backend"):
+        config.parse({"shared": {"backend": "memcached"}})

@@ -1,0 +1,1 @@
+"""State that several gateway instances must agree on (local by default, or Redis)."""
