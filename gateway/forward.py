@@ -427,6 +427,7 @@ class Forwarder:
             # The credits were refused (spent meanwhile): the quota is still gone on this account.
             reset = health.quota_reset(current, model, now) or now + self.tuning.default_cooldown
             action = CoolModel(model, reset, f"quota exhausted; AI credits refused ({scrub(failure.message)[:200]})")
+            self.projects.stale(email)  # the next poll must re-read the credits (loadCodeAssist)
             tries.last = GatewayError(429, f"The quota for {model} is exhausted and AI credits could not be used; retry later.", "RESOURCE_EXHAUSTED")
         if failure.status == 403 and unsupported_client(failure.reason, failure.message):
             action = Disable(unsupported_client_reason(email, self.client_name(current)))

@@ -134,6 +134,12 @@ def read_load_answer(answer: dict[str, Any]) -> Discovery:
                      read_credits(answer), unsupported)
 
 
+#: A forced re-read of loadCodeAssist (tier, credits, a retired client) within this many
+#: seconds of the last one is skipped: the first request's discovery and the quota poll it
+#: triggers would otherwise ask twice in the same moment.
+FRESH_SECONDS = 60.0
+
+
 class ProjectResolver:
     def __init__(
         self,
@@ -151,6 +157,8 @@ class ProjectResolver:
         self._discovering: SingleFlight[str] = SingleFlight()
         #: Agrees one discovery per account with other instances (gateway.shared); None: discover here.
         self.shared: Any = None
+        #: When each account's loadCodeAssist was last read (here or, with a shared backend, anywhere).
+        self._loaded: dict[str, float] = {}
         #: The OAuth client name an account uses, for the operator's messages (assembly sets the pool's table).
         self.client_name: Callable[[Account], str] = lambda account: account.oauth_client or "default"
         #: How logs name an account (``[logging] account_label``; assembly sets the observer's).
@@ -163,16 +171,28 @@ class ProjectResolver:
     def project_for(self, email: str, token: str, force: bool = False) -> Deferred[str]:
         """The account's project: stored, else discovered once (``force``: ask again, e.g. for the tier)."""
         account = self._pool.get(email)
-        if account is not None and account.project_id and not force:
+        if account is not None and account.project_id and (not force or self._fresh(email)):
             d: Deferred[str] = Deferred()
             d.callback(account.project_id)
             return d
-        if self.shared is not None and not force:
+        known = account is not None and bool(account.project_id)
+        if self.shared is not None and not (force and known):  # a first discovery is agreed across instances
             return self._discovering.run(email, lambda: self._discover_shared(email, token))
         return self._discovering.run(email, lambda: self._discover(email, token))
 
+    def stale(self, email: str) -> None:
+        """What loadCodeAssist said is known to be out of date (e.g. credits refused): read it again next time."""
+        self._loaded.pop(email, None)
+
+    def _fresh(self, email: str) -> bool:
+        """Whether loadCodeAssist was read so recently that asking again (``force``) would tell nothing new."""
+        loaded = self._loaded.get(email)
+        return loaded is not None and self._reactor.seconds() - loaded < FRESH_SECONDS
+
     async def _discover_shared(self, email: str, token: str) -> str:
-        return await self.shared.discover(self._pool, email, lambda: self._discover(email, token))
+        project = await self.shared.discover(self._pool, email, lambda: self._discover(email, token))
+        self._loaded[email] = self._reactor.seconds()  # read moments ago, by this instance or another
+        return project
 
     async def _discover(self, email: str, token: str) -> str:
         answer = await self._post("loadCodeAssist", {"metadata": METADATA}, token)
@@ -197,6 +217,7 @@ class ProjectResolver:
             raise AccountIneligible(reason)
         tier = found.current or found.tier
         self._pool.modify(email, lambda a: attrs.evolve(a, project_id=project, tier=tier, ineligible=found.ineligible, credits=found.credits))
+        self._loaded[email] = self._reactor.seconds()
         return project
 
     async def _onboard(self, tier: str, token: str) -> str | None:

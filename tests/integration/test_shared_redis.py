@@ -132,8 +132,9 @@ def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(fleet: Fle
         assert generate(b, f"after {i}")[0] == 200
     tried = [r.get("email") for r in fleet.generations()[before:]]
     assert "user0@example.com" not in tried, tried
-    cooling = {acc["email"]: acc["state"] for acc in fleet.admin(1)["accounts"]}
-    assert cooling["user0@example.com"] == "cooling", cooling
+    # A rate limit this long rests the model on that account (PROTOCOL.md 2b), or the whole account.
+    [user0] = [acc for acc in fleet.admin(1)["accounts"] if acc["email"] == "user0@example.com"]
+    assert user0["state"] == "cooling" or user0["cooldowns"], user0
 
 
 def test_a_sticky_session_holds_across_instances(fleet: Fleet) -> None:
