@@ -32,7 +32,8 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Serve the Gemini API (/v1beta and /v1: generateContent, streamGenerateContent, "
-        "countTokens, models) through Cloud Code v1internal and a pool of Google accounts. "
+        "countTokens, models), OpenAI's (/v1/chat/completions, /v1/responses, /v1/images/*) and "
+        "Anthropic's (/v1/messages) through Cloud Code v1internal and a pool of Google accounts. "
         "Settings come from a TOML file (--config, $ANTIGRAVITY_GATEWAY_CONFIG, or "
         "~/.config/antigravity-gateway/config.toml); options override it. Every key: docs/configuration.md."
     )

@@ -17,9 +17,12 @@ ROUTES = (
     ("POST", "/v1beta/models/{model}:streamGenerateContent?alt=sse", "Gemini API, streamed"),
     ("POST", "/v1beta/models/{model}:countTokens", "Gemini API token count"),
     ("POST", "/v1/chat/completions", "OpenAI Chat Completions"),
+    ("POST", "/v1/responses", "OpenAI Responses API (Codex)"),
+    ("POST", "/v1/images/generations", "OpenAI images from a prompt (also /v1/images/edits)"),
     ("POST", "/v1/messages", "Anthropic Messages"),
     ("POST", "/v1/messages/count_tokens", "Anthropic token count"),
     ("GET", "/admin/accounts", "the pool's live state, for the operator"),
+    ("GET", "/admin/", "the team dashboard (with [team] admin_key)"),
     ("GET", "/metrics", "Prometheus metrics"),
 )
 DOCS = "README.md and docs/ in the antigravity-gateway source (docs/clients.md: pointing clients here)"

@@ -252,3 +252,42 @@ def test_python_examples_compile_and_run_against_the_gateway(stack) -> None:  # 
         assert done.returncode == 0, f"{name} failed:\n{body}\n{done.stderr[-3000:]}"
         ran += 1
     assert ran >= 4
+
+
+# -- the docs can be found, and their links lead somewhere --------------------------------------------
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a markdown file (lower case, punctuation dropped, spaces to '-', repeats -1, -2 …)."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def _links(path: Path) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", t)]
+
+
+def test_every_docs_file_is_indexed_in_the_readme_and_in_docs_readme() -> None:
+    docs = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.name != "README.md")
+    readme = set(_links(ROOT / "README.md"))
+    index = set(_links(ROOT / "docs" / "README.md"))
+    assert [d for d in docs if f"docs/{d}" not in readme] == [], "README.md's 'Where everything else is' misses these docs"
+    assert [d for d in docs if d not in index] == [], "docs/README.md misses these docs"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_exists(path: Path) -> None:
+    for link in _links(path):
+        target, _, anchor = link.partition("#")
+        file = (path.parent / target).resolve() if target else path
+        assert file.exists(), f"{path.relative_to(ROOT)}: link to {link}, which does not exist"
+        if anchor and file.suffix == ".md":
+            assert anchor in _anchors(file), f"{path.relative_to(ROOT)}: link to {link}: no such heading"
