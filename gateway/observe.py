@@ -67,6 +67,11 @@ _FIXED_ROUTES = {
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/admin/accounts": "admin.accounts",
+    "/admin": "admin.dashboard",
+    "/admin/": "admin.dashboard",
+    "/admin/overview": "admin.overview",
+    "/admin/usage": "admin.usage",
+    "/admin/keys": "admin.keys",
     "/chat/completions": "chat.completions",
     "/responses": "responses",
     "/messages": "messages",
@@ -98,6 +103,14 @@ def mapped(model: str) -> None:
         obs.mapped_model = model
 
 
+def _admin_route(text: str) -> str:
+    """The dashboard's files and its per-key and per-account actions (``/admin/keys/NAME/revoke`` …)."""
+    parts = text.rstrip("/").split("/")[2:]
+    if len(parts) > 1 and parts[0] in ("keys", "accounts"):
+        return f"admin.{parts[0]}.action"
+    return "admin.dashboard" if len(parts) == 2 and parts[0] == "static" else "other"
+
+
 def route_of(path: bytes) -> tuple[str, str | None]:
     """(route label, requested model) from a request path; never the query (it may hold ?key=)."""
     text = path.decode("latin-1", "replace")
@@ -106,7 +119,7 @@ def route_of(path: bytes) -> tuple[str, str | None]:
         return fixed, None
     match = _VERSIONED.match(text)
     if not match:
-        return "other", None
+        return _admin_route(text) if text.startswith("/admin/") else "other", None
     rest = match.group(1)
     fixed = _FIXED_ROUTES.get(rest)
     if fixed is not None:

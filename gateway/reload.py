@@ -109,6 +109,8 @@ class Reloader:
 def changed_restart_only(old: Settings, new: Settings) -> list[str]:
     """``section.key`` of every changed setting outside ``RELOADED_SECTIONS``."""
     changed = []
+    if old.logging.format != new.logging.format:  # the log observer is chosen once, at start
+        changed.append("logging.format")
     for section in fields(Settings):
         if section.name in RELOADED_SECTIONS or section.name == "source":
             continue

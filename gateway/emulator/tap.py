@@ -67,6 +67,13 @@ class Options(usage.Options):
         ["access-log", None, "Log every HTTP request"],
     ]
 
+    def opt_version(self) -> None:
+        """Print the emulator's (the gateway's) version and exit."""
+        from gateway import __version__
+
+        print(f"antigravity-emulator {__version__}")
+        raise SystemExit(0)
+
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
