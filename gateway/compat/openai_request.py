@@ -8,27 +8,23 @@ the web layer fetches them (size cap, timeout) and passes the results in as
 from __future__ import annotations
 
 import json
-import mimetypes
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from gateway.compat.common import (
     bad_request,
-    check_base64,
     dumps,
     fit_for_model,
-    parse_data_uri,
     repair_history,
     session_key,
     thinking_for_effort,
 )
 from gateway.compat.names import NameMap
+from gateway.compat.openai_parts import audio_part, file_part, image_part, text_part
 from gateway.compat.schema import clean_schema, parameters_schema
 from gateway.compat.signatures import SignatureMemory, call_signature, thinking_signature
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "aac": "audio/aac", "ogg": "audio/ogg",
-              "opus": "audio/ogg", "pcm16": "audio/pcm", "m4a": "audio/m4a", "webm": "audio/webm"}
 TOOL_MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 
 
@@ -101,41 +97,25 @@ def _user_parts(content: Any, where: str, images: Mapping[str, dict[str, str]]) 
             raise bad_request(f"{at} must be an object.")
         kind = part.get("type")
         if kind in ("text", "input_text"):
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise bad_request(f"{at}.text must be a string.")
-            if text:
-                parts.append({"text": text})
+            found = text_part(part, at)
+            if found is not None:
+                parts.append(found)
         elif kind == "image_url":
             url = _image_url(part)
             if not url:
                 raise bad_request(f"{at}.image_url.url is required.")
-            url = url.strip()
-            if url.lower().startswith(("http://", "https://")):
-                if url not in images:
-                    raise bad_request(f"{at}: the image at {url[:200]} could not be fetched.")
-                parts.append({"inlineData": dict(images[url])})
-            else:
-                parts.append({"inlineData": parse_data_uri(url, f"{at}.image_url.url")})
+            parts.append(image_part(url, at, "image_url.url", images))
         elif kind == "input_audio":
             audio = part.get("input_audio")
             if not isinstance(audio, dict):
                 raise bad_request(f"{at}.input_audio must be an object with data and format.")
-            fmt = str(audio.get("format") or "wav").lower()
-            parts.append({"inlineData": {"mimeType": AUDIO_MIME.get(fmt, "audio/" + fmt),
-                                         "data": check_base64(audio.get("data"), f"{at}.input_audio.data")}})
+            parts.append(audio_part(audio, at))
         elif kind == "file":
             file = part.get("file")
             if not isinstance(file, dict):
                 raise bad_request(f"{at}.file must be an object.")
-            data = file.get("file_data")
-            if not isinstance(data, str) or not data:
-                raise bad_request(f"{at}.file.file_data is required (uploaded file ids are not supported).")
-            if data.startswith("data:"):
-                parts.append({"inlineData": parse_data_uri(data, f"{at}.file.file_data")})
-            else:
-                guessed = mimetypes.guess_type(str(file.get("filename") or ""))[0] or "application/pdf"
-                parts.append({"inlineData": {"mimeType": guessed, "data": check_base64(data, f"{at}.file.file_data")}})
+            parts.append(file_part(file.get("file_data"), file.get("filename"), at, "file.file_data",
+                                   "uploaded file ids are not supported"))
         elif kind == "refusal":
             continue
         else:

@@ -16,20 +16,18 @@ is resolved by the caller and passed in as ``history`` (items).
 from __future__ import annotations
 
 import json
-import mimetypes
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from gateway.compat import openai_request
 from gateway.compat.common import (
     bad_request,
-    check_base64,
     fit_for_model,
-    parse_data_uri,
     repair_history,
     session_key,
 )
 from gateway.compat.names import NameMap
+from gateway.compat.openai_parts import audio_part, file_part, image_part, text_part
 from gateway.compat.schema import parameters_schema
 from gateway.compat.signatures import SignatureMemory, call_signature, model_family
 
@@ -133,11 +131,9 @@ def _parts(content: Any, where: str, images: Mapping[str, dict[str, str]]) -> li
             raise bad_request(f"{at} must be an object.")
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise bad_request(f"{at}.text must be a string.")
-            if text:
-                parts.append({"text": text})
+            found = text_part(part, at)
+            if found is not None:
+                parts.append(found)
         elif kind == "refusal":
             text = part.get("refusal")
             if isinstance(text, str) and text:
@@ -146,26 +142,12 @@ def _parts(content: Any, where: str, images: Mapping[str, dict[str, str]]) -> li
             url = _image_url(part)
             if url is None:
                 raise bad_request(f"{at}.image_url is required (uploaded file ids are not supported).")
-            if url.lower().startswith(("http://", "https://")):
-                if url not in images:
-                    raise bad_request(f"{at}: the image at {url[:200]} could not be fetched.")
-                parts.append({"inlineData": dict(images[url])})
-            else:
-                parts.append({"inlineData": parse_data_uri(url, f"{at}.image_url")})
+            parts.append(image_part(url, at, "image_url", images))
         elif kind == "input_file":
-            data = part.get("file_data")
-            if not isinstance(data, str) or not data:
-                raise bad_request(f"{at}.file_data is required (file ids and file URLs are not supported).")
-            if data.startswith("data:"):
-                parts.append({"inlineData": parse_data_uri(data, f"{at}.file_data")})
-            else:
-                mime = mimetypes.guess_type(str(part.get("filename") or ""))[0] or "application/pdf"
-                parts.append({"inlineData": {"mimeType": mime, "data": check_base64(data, f"{at}.file_data")}})
+            parts.append(file_part(part.get("file_data"), part.get("filename"), at, "file_data",
+                                   "file ids and file URLs are not supported"))
         elif kind == "input_audio":
-            audio = part.get("input_audio") if isinstance(part.get("input_audio"), dict) else part
-            fmt = str(audio.get("format") or "wav").lower()
-            parts.append({"inlineData": {"mimeType": openai_request.AUDIO_MIME.get(fmt, "audio/" + fmt),
-                                         "data": check_base64(audio.get("data"), f"{at}.input_audio.data")}})
+            parts.append(audio_part(part.get("input_audio") if isinstance(part.get("input_audio"), dict) else part, at))
         else:
             raise bad_request(f"{at}: content part type {kind!r} is not supported.")
     return parts
