@@ -146,6 +146,9 @@ def note_usage(observation: "Observation | None", document: Any) -> None:
             observation.usage = found
 
 
+_DECODER = json.JSONDecoder()  # one for all calls: building one costs more than the small parse
+
+
 def usage_from(data: bytes) -> dict[str, int] | None:
     """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
     at = data.rfind(b'"usageMetadata"')
@@ -156,7 +159,7 @@ def usage_from(data: bytes) -> dict[str, int] | None:
         return None
     try:
         text = data[start:start + 4096].decode("utf-8", "replace")
-        value, _ = json.JSONDecoder().raw_decode(text)
+        value, _ = _DECODER.raw_decode(text)
     except ValueError:
         return None
     if not isinstance(value, dict):
