@@ -132,3 +132,20 @@ def test_the_request_log_waits_for_the_flush_but_metrics_do_not() -> None:
         assert [e for e in events if e.get("request_id") == "rid-1"]
     finally:
         globalLogPublisher.removeObserver(events.append)
+
+
+def test_work_after_the_flush_is_batched_but_never_runs_before_its_own_flush() -> None:
+    from gateway.operations import after_flush
+
+    rounds = Rounds()
+    later = after_flush(rounds)
+    ran: list[str] = []
+    later(lambda: ran.append("a"))
+    later(lambda: ran.append("b"))
+    assert len(rounds.pending) == 1  # one timer for both
+    rounds.run_round()
+    later(lambda: ran.append("c"))  # finished during the I/O pass after the first round
+    rounds.run_round()
+    assert ran == ["a", "b"]  # c's own flush has not happened yet
+    rounds.run_round()
+    assert ran == ["a", "b", "c"]
