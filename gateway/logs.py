@@ -41,7 +41,9 @@ def choose_format(twist_format: str | None, json_flag: bool, configured: str) ->
 
 
 def _text(event: Mapping[str, Any]) -> str:
-    text = formatEvent(dict(event)) or ""
+    text = event.get("log_text")  # pre-rendered by the emitter (the request log line): no formatting again
+    if not isinstance(text, str):
+        text = formatEvent(dict(event)) or ""
     failure = event.get("log_failure")
     if failure is not None:
         try:

@@ -132,7 +132,12 @@ def _rendered(template: str, fields: dict[str, Any]) -> str:
     line, 20 µs when ``twist`` writes JSON), a literal costs it almost
     nothing. The fields stay in the event for structured observers.
     """
-    return template.format(**fields).replace("{", "{{").replace("}", "}}")
+    return _escaped(template.format(**fields))
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a twisted.logger format that renders to itself."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def note_usage(observation: "Observation | None", document: Any) -> None:
@@ -400,4 +405,7 @@ class GatewayObserver(RequestObserver):
             key=obs.key,
         )
         level = LogLevel.warn if status >= 500 else LogLevel.info
-        request_log.emit(level, _rendered(REQUEST_FORMAT, fields), **fields)
+        text = REQUEST_FORMAT.format(**fields)
+        # ``log_text``: the line already written out, so the gateway's own observers (``gateway.logs``)
+        # need not run twisted.logger's formatter over the escaped template again.
+        request_log.emit(level, _escaped(text), log_text=text, **fields)
