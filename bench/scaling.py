@@ -188,18 +188,27 @@ def ratios(cases: dict[str, Any], levels: list[int]) -> dict[str, Any]:
         return out
     for c in levels:
         k = f"c{c}"
-        r, g = relay[k], gw[k]
-        entry: dict[str, Any] = {"throughput": round(g["rps"] / r["rps"], 3)}
-        if r.get("cpu_us_per_req") and g.get("cpu_us_per_req"):
-            entry["cpu_per_request"] = round(g["cpu_us_per_req"] / r["cpu_us_per_req"], 3)
+        # Paired: the ratio within each round (relay, gateway and direct ran one after the other), then the median.
+        rs = relay[k].get("runs") or [{"rps": relay[k]["rps"], "p50_ms": relay[k]["latency_ms"]["p50"], "cpu_us_per_req": relay[k].get("cpu_us_per_req")}]
+        gs = gw[k].get("runs") or [{"rps": gw[k]["rps"], "p50_ms": gw[k]["latency_ms"]["p50"], "cpu_us_per_req": gw[k].get("cpu_us_per_req")}]
+        entry: dict[str, Any] = {"throughput": _median([g["rps"] / r["rps"] for r, g in zip(rs, gs)])}
+        if all(r.get("cpu_us_per_req") and g.get("cpu_us_per_req") for r, g in zip(rs, gs)):
+            entry["cpu_per_request"] = _median([g["cpu_us_per_req"] / r["cpu_us_per_req"] for r, g in zip(rs, gs)])
         if direct:
-            floor = direct[k]["latency_ms"]["p50"]
-            added_r, added_g = r["latency_ms"]["p50"] - floor, g["latency_ms"]["p50"] - floor
-            entry["added_p50_ms"] = {"relay": round(added_r, 3), "gateway": round(added_g, 3)}
-            if added_r > 0:
-                entry["added_latency"] = round(added_g / added_r, 3)
+            ds = direct[k].get("runs") or [{"p50_ms": direct[k]["latency_ms"]["p50"]}]
+            added = [(r["p50_ms"] - d["p50_ms"], g["p50_ms"] - d["p50_ms"]) for r, g, d in zip(rs, gs, ds)]
+            entry["added_p50_ms"] = {"relay": _median([a for a, _ in added]), "gateway": _median([b for _, b in added])}
+            ratios_ = [b / a for a, b in added if a > 0]
+            if ratios_:
+                entry["added_latency"] = _median(ratios_)
         out[k] = entry
     return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return round(ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2, 3)
 
 
 def table(results: dict[str, Any]) -> str:
