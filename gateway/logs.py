@@ -41,7 +41,9 @@ def choose_format(twist_format: str | None, json_flag: bool, configured: str) ->
 
 
 def _text(event: Mapping[str, Any]) -> str:
-    text = formatEvent(dict(event)) or ""
+    text = event.get("log_text")  # pre-rendered by the emitter (the request log line): no formatting again
+    if not isinstance(text, str):
+        text = formatEvent(dict(event)) or ""
     failure = event.get("log_failure")
     if failure is not None:
         try:
@@ -62,8 +64,19 @@ def text_line(event: Mapping[str, Any], timestamps: bool = True) -> str:
     head = f"{_level(event):<5} [{event.get('log_namespace', '-')}] "
     if timestamps:
         when = event.get("log_time") or time.time()
-        head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}Z " + head
+        head = _second(int(when // 1)) + f".{int(when % 1 * 1000):03d}Z " + head
     return head + text + "\n"
+
+
+_last_second: tuple[int, str] = (-1, "")
+
+
+def _second(second: int) -> str:
+    """``2026-11-28T05:30:00`` for a whole epoch second; the last one is kept (lines come many a second)."""
+    global _last_second
+    if _last_second[0] != second:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return _last_second[1]
 
 
 def _plain(value: Any) -> bool:

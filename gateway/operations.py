@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from gateway.config import Settings
 from gateway.metrics import Metrics, MetricsResource, account_state_counts
@@ -96,6 +97,9 @@ class Operations:
         return self.routes.close()
 
 
+_log = Logger()
+
+
 def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
     """Schedule work after the reactor's next I/O pass.
 
@@ -103,9 +107,28 @@ def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
     the next I/O pass, which runs after the current round of timed calls. A
     call scheduled from a timed call lands in the round after that pass, so
     the client has its bytes before the request log line is built.
+
+    Requests finishing in the same pass share one pair of timers (at c64 most
+    do): two ``callLater`` per batch, not per request.
     """
+    pending: list[Callable[[], None]] = []
+
+    def run(batch: list[Callable[[], None]]) -> None:
+        for work in batch:
+            try:
+                work()
+            except Exception:
+                _log.failure("a deferred log call failed")
+
+    def armed() -> None:
+        batch = pending[:]  # what came later waits for its own pass
+        del pending[:]
+        reactor.callLater(0, run, batch)
 
     def later(work: Callable[[], None]) -> object:
-        return reactor.callLater(0, reactor.callLater, 0, work)
+        pending.append(work)
+        if len(pending) == 1:
+            reactor.callLater(0, armed)
+        return None
 
     return later

@@ -140,11 +140,31 @@ class _Probe:
         self.request = request
 
     def identity(self) -> bool:
-        return normalise_identity(copy.deepcopy({k: self.request[k] for k in ("systemInstruction", "system_instruction") if k in self.request}))
+        """Whether :func:`normalise_identity` would change anything (read only: no copy per request)."""
+        for key in ("systemInstruction", "system_instruction"):
+            system = self.request.get(key)
+            if isinstance(system, str):
+                if system.strip() == AGENT_SDK_IDENTITY:
+                    return True
+                continue
+            parts = system.get("parts") if isinstance(system, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                if isinstance(part, dict) and isinstance(text := part.get("text"), str) and text.strip() == AGENT_SDK_IDENTITY:
+                    return True
+        return False
 
     def over_limit(self, limit: int | None) -> bool:
-        config = {k: dict(v) for k in ("generationConfig", "generation_config") if isinstance(v := self.request.get(k), dict)}
-        return clamp_output(config, limit)
+        """Whether :func:`clamp_output` would cut anything (read only)."""
+        if limit is None:
+            return False
+        for key in ("generationConfig", "generation_config"):
+            config = self.request.get(key)
+            if isinstance(config, dict):
+                for name in ("maxOutputTokens", "max_output_tokens"):
+                    value = config.get(name)
+                    if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                        return True
+        return False
 
     def unsigned_calls(self) -> bool:
         contents = self.request.get("contents")

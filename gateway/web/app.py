@@ -67,7 +67,8 @@ def parse_json_body(raw: bytes) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
         raise GatewayError(400, f"Invalid JSON payload received: {reason}.") from None
-    if json_depth_exceeds(document):
+    # Nesting needs an opening bracket per level: a body with few of them cannot be too deep (no walk).
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and json_depth_exceeds(document):
         raise GatewayError(400, f"Invalid JSON payload received: nested deeper than {MAX_JSON_DEPTH} levels.")
     return document
 

@@ -65,6 +65,8 @@ def is_anthropic(request: IRequest) -> bool:
 def is_compat(path: bytes) -> bool:
     """Served by this app: every OpenAI/Anthropic path (known or not) except the models list,
     which the Gemini app answers for all three SDKs."""
+    if path.startswith(b"/v1beta/"):  # the Gemini API's own prefix (most requests): no door is under it
+        return False
     return door_for_path(path) is not Door.GEMINI and not (path == b"/v1/models" or path.startswith(b"/v1/models/"))
 
 

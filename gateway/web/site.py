@@ -280,6 +280,22 @@ class GatewayRequest(Request):
         )
 
 
+class _Unarmed:
+    """A channel timer started inside ``dataReceived``: armed when that returns, unless cancelled first."""
+
+    __slots__ = ("seconds", "call")
+
+    def __init__(self, seconds: float, call: Any) -> None:
+        self.seconds = seconds
+        self.call = call
+
+    def active(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        pass
+
+
 class GatewayChannel(HTTPChannel):
     """HTTP/1.1 with the gateway's limits on the request line, the head and the client's pace."""
 
@@ -288,6 +304,7 @@ class GatewayChannel(HTTPChannel):
     _header_count = 0
     _window_bytes = 0
     _timer: Any = None
+    _receiving = 0  # nesting depth of dataReceived (timers started inside are armed when it returns)
     _refused = False
     _closing = False
     _lost = False
@@ -315,7 +332,16 @@ class GatewayChannel(HTTPChannel):
         if (data and self._phase is None and self._timer is None and not self._refused
                 and not getattr(self, "_handlingRequest", False)):
             self._start_timer(self.limits.client_timeout, self._head_too_slow)
-        super().dataReceived(data)
+        # A whole request usually arrives in one read: its head and body timers would be set and
+        # cancelled within this call. They are armed only if still wanted when it returns.
+        self._receiving += 1
+        try:
+            super().dataReceived(data)
+        finally:
+            self._receiving -= 1
+            timer = self._timer
+            if self._receiving == 0 and isinstance(timer, _Unarmed):
+                self._timer = self.callLater(timer.seconds, timer.call)
 
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
@@ -409,7 +435,7 @@ class GatewayChannel(HTTPChannel):
 
     def _start_timer(self, seconds: float, call: Any) -> None:
         self._cancel_timer()
-        self._timer = self.callLater(seconds, call)
+        self._timer = _Unarmed(seconds, call) if self._receiving else self.callLater(seconds, call)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():

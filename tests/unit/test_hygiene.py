@@ -54,3 +54,21 @@ def test_the_agent_sdk_identity_block_is_replaced_on_exact_match_only() -> None:
     longer = {"contents": [], "systemInstruction": {"parts": [{"text": AGENT_SDK_IDENTITY + " Also do X."}]}}
     assert clean_request(longer, "claude-sonnet-4-6", CAT) is longer
     assert clean_request({"contents": [], "system_instruction": AGENT_SDK_IDENTITY}, "x", None)["system_instruction"] == CLAUDE_CODE_IDENTITY
+
+
+def test_the_read_only_probe_agrees_with_the_fixes() -> None:
+    """``clean_request`` copies exactly when a fix changes something (the probe reads, never copies)."""
+    cases = [
+        {"contents": [], "systemInstruction": " " + AGENT_SDK_IDENTITY + "\n"},
+        {"contents": [], "system_instruction": {"parts": [{"text": "x"}, {"text": AGENT_SDK_IDENTITY}]}},
+        {"contents": [], "systemInstruction": {"parts": [{"text": 3}, "junk", {"text": "Be brief."}]}},
+        {"contents": [], "systemInstruction": {"parts": "junk"}},
+        {"contents": [], "generation_config": {"max_output_tokens": 64001}},
+        {"contents": [], "generationConfig": {"maxOutputTokens": True}},
+        {"contents": [], "generationConfig": {"maxOutputTokens": 64000}},
+    ]
+    for request in cases:
+        original = copy.deepcopy(request)
+        fixed = clean_request(request, "claude-sonnet-4-6", CAT)
+        assert request == original
+        assert (fixed is request) == (fixed == original), request

@@ -141,3 +141,41 @@ def test_the_request_log_waits_for_the_flush_but_metrics_do_not() -> None:
         assert [e for e in events if e.get("request_id") == "rid-1"]
     finally:
         globalLogPublisher.removeObserver(events.append)
+
+
+def test_work_after_the_flush_is_batched_but_never_runs_before_its_own_flush() -> None:
+    from gateway.operations import after_flush
+
+    rounds = Rounds()
+    later = after_flush(rounds)
+    ran: list[str] = []
+    later(lambda: ran.append("a"))
+    later(lambda: ran.append("b"))
+    assert len(rounds.pending) == 1  # one timer for both
+    rounds.run_round()
+    later(lambda: ran.append("c"))  # finished during the I/O pass after the first round
+    rounds.run_round()
+    assert ran == ["a", "b"]  # c's own flush has not happened yet
+    rounds.run_round()
+    assert ran == ["a", "b", "c"]
+
+
+def test_the_pre_rendered_request_line_reads_as_twisted_would_format_it() -> None:
+    """``log_text`` spares the observers the formatter; the text and JSON lines do not change."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from gateway.logs import json_line, text_line
+
+    observer = GatewayObserver(Metrics(), lambda: 0.0)
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        obs = Observation("rid-{2}", "POST", "generateContent", "m{x}", "127.0.0.1", 0.0)
+        observer.request_finished(obs, 200)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    (event,) = [e for e in events if e.get("request_id") == "rid-{2}"]
+    assert event["log_text"] == formatEvent(event) and "id=rid-{2}" in event["log_text"]
+    without = {k: v for k, v in event.items() if k != "log_text"}
+    assert text_line(event, timestamps=False) == text_line(without, timestamps=False)
+    assert json_line(event) == json_line(without)

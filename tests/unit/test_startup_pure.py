@@ -89,3 +89,14 @@ def test_every_route_has_its_own_label() -> None:
     assert route_of(b"/v1/responses")[0] == "responses"
     assert route_of(b"/v1beta/models/gemini-3-flash:generateContent") == ("generateContent", "gemini-3-flash")
     assert route_of(b"/nope")[0] == "other"
+
+
+def test_text_line_timestamps_are_those_of_each_event_with_the_second_cached() -> None:
+    import time
+
+    from gateway.logs import text_line
+
+    for when in (1764307800.1234, 1764307800.999, 1764307801.0005, 1764307800.25):
+        line = text_line({"log_time": when, "log_format": "hi", "log_namespace": "n"})
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}Z "
+        assert line.startswith(expected) and line.endswith("hi\n")
