@@ -146,6 +146,21 @@ def note_usage(observation: "Observation | None", document: Any) -> None:
             observation.usage = found
 
 
+def add_usage(observation: "Observation | None", document: Any) -> None:
+    """Add the ``usageMetadata`` of one of several upstream answers to a request (images ``n``: one call per image)."""
+    if observation is None or not isinstance(document, dict):
+        return
+    usage = document.get("usageMetadata")
+    if not isinstance(usage, dict):
+        return
+    total = dict(observation.usage or {})
+    for key, value in usage.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    if total:
+        observation.usage = total
+
+
 def usage_from(data: bytes) -> dict[str, int] | None:
     """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
     at = data.rfind(b'"usageMetadata"')

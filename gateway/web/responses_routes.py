@@ -22,6 +22,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import images, responses_request, responses_response
 from gateway.compat.models import resolve
 from gateway.compat.responses_store import ResponseStore
@@ -123,6 +124,7 @@ class ResponsesApp:
 
     async def _create(self, request: IRequest, body: dict[str, Any]) -> bytes | None:
         requested = body["model"]
+        observe.requested(requested)
         await self._resolve(requested)  # an unknown model is a 404 before images are fetched
         history = None
         if body.get("previous_response_id") is not None:
@@ -131,6 +133,7 @@ class ResponsesApp:
         keep = body.get("store", True) is not False
 
         async def call(model: str) -> bytes | None:
+            observe.mapped(model)
             now = self.reactor.seconds()
             gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
                                                       memory=self.compat.signatures, now=now)
@@ -188,6 +191,7 @@ class ResponsesApp:
         body = read_json(request)
         if not isinstance(body, dict):
             raise GatewayError(400, "The request body must be a JSON object.")
+        _requested_image_model(body.get("model"))
         parsed = images.parse(body, await self._image_model(body.get("model")))
         return await self._images(request, parsed, edit=False)
 
@@ -204,6 +208,7 @@ class ResponsesApp:
         for data in fields.get("mask", [])[:1]:
             uploads.append(images.upload(data, "mask"))  # Gemini has no mask semantics: sent as one more picture
         body = {k: v[0].decode("utf-8", "replace") for k, v in fields.items() if k not in ("image", "image[]", "mask") and v}
+        _requested_image_model(body.get("model"))
         parsed = images.parse(body, await self._image_model(body.get("model")), tuple(uploads))
         return await self._images(request, parsed, edit=True)
 
@@ -225,7 +230,10 @@ class ResponsesApp:
 
     async def _images(self, request: IRequest, parsed: images.ImageRequest, *, edit: bool) -> bytes:
         gemini = images.gemini_request(parsed)
-        calls = [Deferred.fromCoroutine(self._one_image(parsed.model, gemini, i)) for i in range(parsed.n)]
+        observe.mapped(parsed.model)
+        await self.compat.forwarder.admit(parsed.model)  # one client request, whatever its n
+        observation = getattr(request, "observation", None)
+        calls = [Deferred.fromCoroutine(self._one_image(parsed.model, gemini, i, observation)) for i in range(parsed.n)]
         results = await DeferredList(calls, consumeErrors=True)
         found: list[dict[str, str]] = []
         texts: list[str] = []
@@ -251,15 +259,26 @@ class ResponsesApp:
             return images.stream_events(parsed, found, self.reactor.seconds(), edit)
         return _json(request, images.answer(parsed, found, self.reactor.seconds()))
 
-    async def _one_image(self, model: str, gemini: dict[str, Any], index: int) -> tuple[list[dict[str, str]], str]:
+    async def _one_image(self, model: str, gemini: dict[str, Any], index: int,
+                         observation: Any = None) -> tuple[list[dict[str, str]], str]:
         raw = await self.compat.forwarder.answer(  # bounded in size and time, retried when cut
-            model, gemini, session_key=f"images-{uuid.uuid4().hex}-{index}"  # spread over accounts
+            model, gemini, session_key=f"images-{uuid.uuid4().hex}-{index}",  # spread over accounts
+            admitted=True,
         )
         try:
             document = envelope.unwrap(json.loads(raw))
         except ValueError:
             raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
+        observe.add_usage(observation, document)  # the request's usage: every image call's, summed
         return images.images_of(document)
+
+
+def _requested_image_model(requested: Any) -> None:
+    """Record the image model the client named (none: the default image model is what it asked for)."""
+    if requested is None or requested == "":
+        observe.requested(images.DEFAULT_IMAGE_MODEL)
+    elif isinstance(requested, str):
+        observe.requested(requested)
 
 
 def _form(request: IRequest) -> dict[str, list[bytes]]:
