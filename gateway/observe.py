@@ -111,6 +111,8 @@ def route_of(path: bytes) -> tuple[str, str | None]:
     fixed = _FIXED_ROUTES.get(rest)
     if fixed is not None:
         return fixed, None
+    if rest.startswith("responses/"):  # GET / DELETE /v1/responses/{id}: one label, never the id
+        return "responses.item", None
     if not rest.startswith("models/"):
         return "other", None
     try:

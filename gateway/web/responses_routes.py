@@ -3,7 +3,8 @@
 Translation is pure (``gateway.compat.responses_*``, ``gateway.compat.images``);
 forwarding, image fetching, stream relaying and error shaping are the Chat
 door's (:class:`~gateway.web.compat_routes.CompatApp`), so every OpenAI path
-behaves alike. Here: ``previous_response_id`` through the response store,
+behaves alike. Here: ``previous_response_id``, ``GET`` and ``DELETE
+/v1/responses/{id}`` through the response store (per client key),
 Codex's need for ``response.failed`` instead of HTTP errors on a stream, and
 the images routes' parallel upstream calls (one per image, spread over the
 pool) and multipart uploads.
@@ -30,12 +31,15 @@ from gateway.compat.responses_stream import ResponsesStream
 from gateway.protocol import envelope
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.models import strip_models_prefix
+from gateway.team.service import client_key
 from gateway.web.app import read_json
 from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, shaped_error
 
 log = Logger()
 
 PATHS = RESPONSES_IMAGES_PATHS
+#: ``/v1/responses/{id}`` (retrieve, delete) and anything else below the Responses path.
+ITEM_PREFIXES = (b"/v1/responses/", b"/responses/")
 #: Image model names OpenAI clients send that mean "the default image model" unless mapped.
 OPENAI_IMAGE_MODELS = ("dall-e", "gpt-image", "chatgpt-image")
 
@@ -68,7 +72,9 @@ class OpenAIExtraDispatch(Resource):
         self.fallback = fallback
 
     def render(self, request: IRequest) -> Any:
-        return (self.extra if request.path in PATHS else self.fallback).render(request)
+        path = request.path
+        mine = path in PATHS or path.startswith(ITEM_PREFIXES)
+        return (self.extra if mine else self.fallback).render(request)
 
 
 class ResponsesApp:
@@ -100,7 +106,8 @@ class ResponsesApp:
     def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
         request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
         method = request.method.decode("latin-1", "replace")
-        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use POST.")
+        allowed = " or ".join(m for m in (failure.value.valid_methods or ["POST"]) if m != "HEAD")
+        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use {allowed}.")
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
@@ -128,7 +135,7 @@ class ResponsesApp:
         await self._resolve(requested)  # an unknown model is a 404 before images are fetched
         history = None
         if body.get("previous_response_id") is not None:
-            history = self.store.history(body["previous_response_id"], self.reactor.seconds())
+            history = self.store.history(body["previous_response_id"], self.reactor.seconds(), client_key.get())
         fetched = await self.compat.fetcher.fetch_all(responses_request.remote_image_urls(body))
         keep = body.get("store", True) is not False
 
@@ -143,15 +150,18 @@ class ResponsesApp:
             document = await self.compat._generate(request, model, gemini)
             answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
             if keep:
-                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds(), len(history or []))
+                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds(), len(history or []),
+                               response=answer, owner=client_key.get())
             return _json(request, answer)
 
         return await self._with_model(requested, call)
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], ctx: Any, keep: bool,
                       now: float, shared: int) -> None:
+        owner = client_key.get()
+
         def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
-            self.store.put(final["id"], ctx.items + items, self.reactor.seconds(), shared)
+            self.store.put(final["id"], ctx.items + items, self.reactor.seconds(), shared, response=final, owner=owner)
 
         stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
                                  commit_errors=is_codex(request))
@@ -168,6 +178,26 @@ class ResponsesApp:
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-cache")
         return stream.error(error.code, codex_message(error))
+
+    @app.route("/v1/responses/<string:response_id>", methods=["GET"])
+    @app.route("/responses/<string:response_id>", methods=["GET"])
+    def retrieve(self, request: IRequest, response_id: str) -> bytes:
+        """A stored response as it was answered (``store`` not false, still in the bounded store)."""
+        if request.args.get(b"stream", [b""])[-1].lower() in (b"true", b"1"):
+            raise GatewayError(400, "stream=true is not supported on GET /v1/responses/{id}: the gateway keeps the "
+                                    "finished response only; retrieve it without stream.")
+        found = self.store.response(response_id, self.reactor.seconds(), client_key.get())
+        if found is None:
+            raise GatewayError(404, self.store.gone_message(response_id))
+        return _json(request, found)
+
+    @app.route("/v1/responses/<string:response_id>", methods=["DELETE"])
+    @app.route("/responses/<string:response_id>", methods=["DELETE"])
+    def delete(self, request: IRequest, response_id: str) -> bytes:
+        """Forget a stored response: it can no longer be retrieved or continued from."""
+        if not self.store.delete(response_id, self.reactor.seconds(), client_key.get()):
+            raise GatewayError(404, self.store.gone_message(response_id))
+        return _json(request, {"id": response_id, "object": "response", "deleted": True})
 
     # -- models: the chat door's resolution, whatever it is --
 
