@@ -2,7 +2,7 @@
 
 A small script (``js/openai_node.mjs``) makes the calls a Node app makes —
 ``responses.create`` plain, streamed, with a tool round trip through
-``previous_response_id``, and ``images.generate`` — and prints what came back.
+``previous_response_id``, ``responses.retrieve`` and ``delete``, and ``images.generate`` — and prints what came back.
 Node >= 22 and the SDK come from ``tests/clients/js`` (``npm ci``; ``.ci/run`` does it), like
 every npm client (``tests.clients.npm``).
 """
@@ -38,4 +38,6 @@ def test_node_sdk_responses_and_images(gw: ClientStack, tmp_path: Path) -> None:
     assert out["call"]["name"] == "get_weather" and isinstance(args.get("city"), str)
     assert out["afterTool"].startswith("Results: get_weather=") and "foggy" in out["afterTool"]
     assert out["missing"]["status"] == 400 and "resp_missing" in out["missing"]["message"]
+    assert out["retrieved"] == "Echo: Hello from node"  # responses.retrieve, then responses.delete
+    assert out["afterDelete"]["status"] == 404 and "not found" in out["afterDelete"]["message"]
     assert base64.b64decode(out["image"]).startswith(b"\x89PNG\r\n\x1a\n")
