@@ -163,6 +163,12 @@ def add_usage(observation: "Observation | None", document: Any) -> None:
         observation.usage = total
 
 
+def failed_in_stream(observation: "Observation | None", code: int) -> None:
+    """Record that an answer committed as HTTP 200 ended with an error event of status ``code``."""
+    if observation is not None and code >= 400 and observation.stream_error is None:
+        observation.stream_error = code
+
+
 def usage_from(data: bytes) -> dict[str, int] | None:
     """The last ``usageMetadata`` object in a body or a chunk of a stream, parsed alone (cheap)."""
     at = data.rfind(b'"usageMetadata"')
@@ -201,6 +207,8 @@ class Observation:
     status: int | None = None
     done: bool = False
     key: str | None = None  # the name of the client's key (the ``keys`` strategy), never the key
+    #: The error an answer already sent as 200 ended with (an in-stream error event): what usage records.
+    stream_error: int | None = None
 
     @property
     def wants_usage(self) -> bool:

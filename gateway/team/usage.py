@@ -71,7 +71,7 @@ def row_from(observation: Any, status: int, now: float) -> UsageRow | None:
         model=observation.mapped_model or observation.model,
         door=DOORS[route],
         route=route,
-        status=int(status),
+        status=int(getattr(observation, "stream_error", None) or status),  # a stream that failed is an error
         prompt_tokens=_count(usage, "promptTokenCount"),
         output_tokens=_count(usage, "candidatesTokenCount"),
         thought_tokens=_count(usage, "thoughtsTokenCount"),

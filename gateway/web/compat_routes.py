@@ -200,6 +200,7 @@ class CompatStreamFormat:
             self.refused = True
             self.request.setHeader(b"Cache-Control", b"no-store")
             return shaped_error(self.request, code, message)
+        observe.failed_in_stream(getattr(self.request, "observation", None), code)
         return self._wrote(self.translator.error(code, message))
 
     def end(self) -> bytes:

@@ -174,6 +174,7 @@ class ResponsesApp:
         ctx = responses_request.ResponsesContext(requested_model=body["model"], upstream_model=body["model"],
                                                  echo=responses_request.echo_fields(body, metadata))
         stream = ResponsesStream(ctx, self.compat.signatures, self.reactor.seconds())
+        observe.failed_in_stream(getattr(request, "observation", None), error.code)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-cache")

@@ -269,3 +269,34 @@ async def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None
     async with stack:
         await stack.gateway.team.flush()  # the prune at start runs on the writer's thread, before this
         assert [r["requests"] for r in store.summary(0, "key")] == [1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_streams_that_end_in_an_error_are_recorded_as_errors(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "team.sqlite3"))
+    carol, _ = operations.create(store, "carol", reactor.seconds())
+    codex = {b"originator": [b"codex_exec"], b"User-Agent": [b"codex_exec/0.171.0"]}
+    stack = start_stack(tmp_path, accounts(1), **TEAM)
+    async with stack:
+        script = [gemini(carol, stream=True), openai(carol, stream=True), anthropic(carol, stream=True),
+                  responses(carol, stream=True)]
+        for path, body, headers in script:  # each answer starts as a 200, then upstream fails mid-stream
+            stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "stream_error", "after_events": 1,
+                                            "status": 500, "message": "went wrong"})
+            if "contents" in body:
+                body["contents"][0]["parts"][0]["text"] = "hello stream 4 events"
+            response = await stack.post(path, body, headers=dict(headers))
+            raw = await treq.content(response)
+            assert response.code == 200 and b"went wrong" in raw, (path, raw)
+        # Codex is told of a failure before the start inside a 200 stream too (response.failed)
+        stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "error", "status": 429, "times": -1})
+        path, body, headers = responses(carol, stream=True)
+        response = await stack.post(path, body, headers={**headers, **codex})
+        assert response.code == 200 and b"response.failed" in await treq.content(response)
+        await stack.gateway.team.flush()
+        with sqlite3.connect(str(tmp_path / "team.sqlite3")) as db:
+            statuses = db.execute("SELECT route, status FROM usage ORDER BY id").fetchall()
+        assert statuses == [("streamGenerateContent", 500), ("chat.completions", 500), ("messages", 500),
+                            ("responses", 500), ("responses", 429)]
+        [row] = SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "key")
+        assert row["requests"] == 5 and row["errors"] == 5

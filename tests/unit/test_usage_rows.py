@@ -76,3 +76,18 @@ def test_a_refusal_is_recorded_with_its_status_and_no_tokens() -> None:
     obs = Observation("id", "POST", "images.edits", "dall-e-2", "c", 0.0, key="alice")
     row = row_from(obs, 429, 1.0)
     assert row is not None and (row.status, row.key, row.door, row.prompt_tokens) == (429, "alice", "openai", 0)
+
+
+def test_a_stream_that_ended_in_an_error_event_is_recorded_as_that_error() -> None:
+    from gateway.observe import failed_in_stream
+    from gateway.web.relay import _error_code
+
+    obs = Observation("id", "POST", "responses", "gpt-5", "c", 0.0)
+    failed_in_stream(obs, 200)  # not an error: ignored
+    failed_in_stream(None, 500)
+    assert row_from(obs, 200, 1.0).status == 200  # type: ignore[union-attr]
+    failed_in_stream(obs, 429)
+    failed_in_stream(obs, 503)  # the first failure is the one that ended it
+    assert row_from(obs, 200, 1.0).status == 429  # type: ignore[union-attr]
+    assert _error_code(b'{"error":{"code":500,"message":"x"}}') == 500
+    assert _error_code(b'{"error":{"code":"500"}}') == _error_code(b'{"error":7}') == _error_code(b"{nope") == 502
