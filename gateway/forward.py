@@ -177,13 +177,16 @@ class Forwarder:
             "retry the request, or shorten it.",
         ))
 
-    async def answer(self, model: str, request: dict[str, Any], *, session_key: str | None = None) -> bytes:
+    async def answer(self, model: str, request: dict[str, Any], *, session_key: str | None = None,
+                     admitted: bool = False) -> bytes:
         """A whole non-streamed ``generateContent`` body, within the overall deadline.
 
         A body cut short or stalled after its headers reached nobody yet: it is
         retried (up to ``max_attempts`` calls) like any other upstream failure.
+        ``admitted``: the caller already passed :meth:`admit` for this client request.
         """
-        await self._gate(model)
+        if not admitted:
+            await self._gate(model)
         return await self.bounded(self._answer(model, request, session_key))
 
     async def _answer(self, model: str, request: dict[str, Any], session_key: str | None) -> bytes:
@@ -215,6 +218,11 @@ class Forwarder:
                 "[upstream] max_answer_bytes); use the streaming endpoint, or ask for a shorter answer.",
             )
         return GatewayError(502, f"Cloud Code's answer did not arrive whole: {error}. Retry the request.")
+
+    async def admit(self, model: str) -> None:
+        """Per-key limits for a client request that makes several upstream calls (images ``n``):
+        checked and counted once, then each call passes ``admitted=True``."""
+        await self._gate(model)
 
     async def _gate(self, model: str) -> None:
         """Per-key limits, once per client request (retries inside it are not new requests)."""

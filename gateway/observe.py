@@ -124,6 +124,8 @@ def route_of(path: bytes) -> tuple[str, str | None]:
     fixed = _FIXED_ROUTES.get(rest)
     if fixed is not None:
         return fixed, None
+    if rest.startswith("responses/"):  # GET / DELETE /v1/responses/{id}: one label, never the id
+        return "responses.item", None
     if not rest.startswith("models/"):
         return "other", None
     try:
@@ -162,6 +164,27 @@ def note_usage(observation: "Observation | None", document: Any) -> None:
         found = {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
         if found:
             observation.usage = found
+
+
+def add_usage(observation: "Observation | None", document: Any) -> None:
+    """Add the ``usageMetadata`` of one of several upstream answers to a request (images ``n``: one call per image)."""
+    if observation is None or not isinstance(document, dict):
+        return
+    usage = document.get("usageMetadata")
+    if not isinstance(usage, dict):
+        return
+    total = dict(observation.usage or {})
+    for key, value in usage.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    if total:
+        observation.usage = total
+
+
+def failed_in_stream(observation: "Observation | None", code: int) -> None:
+    """Record that an answer committed as HTTP 200 ended with an error event of status ``code``."""
+    if observation is not None and code >= 400 and observation.stream_error is None:
+        observation.stream_error = code
 
 
 _DECODER = json.JSONDecoder()  # one for all calls: building one costs more than the small parse
@@ -205,6 +228,8 @@ class Observation:
     status: int | None = None
     done: bool = False
     key: str | None = None  # the name of the client's key (the ``keys`` strategy), never the key
+    #: The error an answer already sent as 200 ended with (an in-stream error event): what usage records.
+    stream_error: int | None = None
 
     @property
     def wants_usage(self) -> bool:

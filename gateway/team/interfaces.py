@@ -29,7 +29,7 @@ class IUsageStore(Interface):
         """Store ``rows`` all or none (one transaction)."""
 
     def summary(since: float, by: str) -> list:
-        """Totals grouped ``by`` key | account | model | day | door, since a time (dicts)."""
+        """Totals grouped ``by`` key | account | model | day | door | route, since a time (dicts)."""
 
     def series(since: float, by: str) -> list:
         """Totals per (UTC day, group) for charts (dicts)."""

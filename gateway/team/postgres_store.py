@@ -42,6 +42,7 @@ _GROUP_SQL = {
     "account": "COALESCE(account, '(none)')",
     "model": "COALESCE(model, '(none)')",
     "door": "door",
+    "route": "route",
     "day": _DAY,
 }
 _TOTALS = (

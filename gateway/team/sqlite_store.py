@@ -43,6 +43,7 @@ _GROUP_SQL = {
     "account": "COALESCE(account, '(none)')",
     "model": "COALESCE(model, '(none)')",
     "door": "door",
+    "route": "route",
     "day": "strftime('%Y-%m-%d', time, 'unixepoch')",
 }
 _TOTALS = (

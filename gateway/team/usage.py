@@ -1,8 +1,10 @@
 """A usage row: what one answered request cost, built from the observer's ``Observation``.
 
 Pure. The door is the API shape the client used (gemini, openai,
-anthropic); tokens come from upstream ``usageMetadata`` (streams: the
-final one).
+anthropic; its error shape too), the route which call of it (chat
+completions, responses, images, counting …); tokens come from upstream
+``usageMetadata`` (streams: the final one; images: summed over the calls
+of one request; counting spends none).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ DOORS = {
     "streamGenerateContent": "gemini",
     "countTokens": "gemini",
     "chat.completions": "openai",
+    "responses": "openai",
+    "images.generations": "openai",
+    "images.edits": "openai",
     "messages": "anthropic",
+    "messages.count_tokens": "anthropic",
 }
 RECORDED_ROUTES = frozenset(DOORS)
-GROUPS = ("key", "account", "model", "day", "door")
+GROUPS = ("key", "account", "model", "day", "door", "route")
 
 
 @attrs.frozen
@@ -65,7 +71,7 @@ def row_from(observation: Any, status: int, now: float) -> UsageRow | None:
         model=observation.mapped_model or observation.model,
         door=DOORS[route],
         route=route,
-        status=int(status),
+        status=int(getattr(observation, "stream_error", None) or status),  # a stream that failed is an error
         prompt_tokens=_count(usage, "promptTokenCount"),
         output_tokens=_count(usage, "candidatesTokenCount"),
         thought_tokens=_count(usage, "thoughtsTokenCount"),

@@ -88,6 +88,21 @@ def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, 
     return body
 
 
+def answer_gateway_error(request: IRequest, failure: Any) -> bytes:
+    """A ``GatewayError`` raised by an OpenAI/Anthropic route, in its door's shape (every compat Klein app)."""
+    error: GatewayError = failure.value
+    return shaped_error(request, error.code, error.message, error.headers, own=type(error).__name__ == "KeyRefused")
+
+
+def answer_unexpected(request: IRequest, failure: Any) -> bytes:
+    """Any other exception: the client's 4xx when it is the client's doing, else a logged (scrubbed) 500."""
+    known = client_fault(failure.value)
+    if known is not None:
+        return shaped_error(request, known.code, known.message, known.headers)
+    log_unhandled(log, failure, request.path)
+    return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
+
+
 class CompatDispatch(Resource):
     """A leaf that sends the OpenAI/Anthropic paths to ``compat`` and everything else to ``gemini``."""
 
@@ -202,6 +217,7 @@ class CompatStreamFormat:
             self.refused = True
             self.request.setHeader(b"Cache-Control", b"no-store")
             return shaped_error(self.request, code, message)
+        observe.failed_in_stream(getattr(self.request, "observation", None), code)
         return self._wrote(self.translator.error(code, message))
 
     def end(self) -> bytes:
@@ -249,8 +265,7 @@ class CompatApp:
 
     @app.handle_errors(GatewayError)
     def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
-        error: GatewayError = failure.value
-        return shaped_error(request, error.code, error.message, error.headers, own=type(error).__name__ == "KeyRefused")
+        return answer_gateway_error(request, failure)
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -264,11 +279,7 @@ class CompatApp:
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        known = client_fault(failure.value)
-        if known is not None:
-            return shaped_error(request, known.code, known.message, known.headers)
-        log_unhandled(log, failure, request.path)
-        return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
+        return answer_unexpected(request, failure)
 
     # -- OpenAI --
 

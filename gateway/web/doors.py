@@ -23,9 +23,10 @@ class Door(enum.Enum):
     ANTHROPIC = "anthropic"
 
 
-#: OpenAI's API families (exact path or anything below it); ``/chat/completions`` is the SDKs' base-URL-less form.
-OPENAI_PREFIXES = ("/v1/chat/completions", "/chat/completions", "/v1/responses", "/v1/images", "/v1/completions",
-                   "/v1/embeddings")
+#: OpenAI's API families (exact path or anything below it); ``/chat/completions``, ``/responses`` and
+#: ``/images`` are the SDKs' base-URL-less forms.
+OPENAI_PREFIXES = ("/v1/chat/completions", "/chat/completions", "/v1/responses", "/responses", "/v1/images", "/images",
+                   "/v1/completions", "/v1/embeddings")
 ANTHROPIC_PREFIXES = ("/v1/messages",)
 MODELS = "/v1/models"
 

@@ -18,6 +18,7 @@ ROUTES = (
     ("POST", "/v1beta/models/{model}:countTokens", "Gemini API token count"),
     ("POST", "/v1/chat/completions", "OpenAI Chat Completions"),
     ("POST", "/v1/responses", "OpenAI Responses API (Codex)"),
+    ("GET, DELETE", "/v1/responses/{id}", "a stored response"),
     ("POST", "/v1/images/generations", "OpenAI images from a prompt (also /v1/images/edits)"),
     ("POST", "/v1/messages", "Anthropic Messages"),
     ("POST", "/v1/messages/count_tokens", "Anthropic token count"),

@@ -8,6 +8,7 @@ timeout (no whole event) ends the stream with an error event. Framing is pure (`
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
@@ -18,7 +19,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IRequest
 
-from gateway.observe import NULL_OBSERVER
+from gateway.observe import NULL_OBSERVER, failed_in_stream
 from gateway.protocol.envelope import unwrap_event
 from gateway.protocol.errors import error_dict
 from gateway.protocol.framing import JSONArrayWriter, SSEParser, dumps, sse_event_raw
@@ -100,6 +101,7 @@ class StreamRelay(Protocol):
             for payload in self.parser.close():
                 self._emit(payload)
             if not reason.check(ResponseDone, PotentialDataLoss):
+                failed_in_stream(getattr(self.request, "observation", None), 503)
                 self._write(self.fmt.error(503, "Cloud Code ended the stream unexpectedly; retry the request."))
             self._write(self.fmt.end())
         if not self._client_gone:
@@ -125,6 +127,8 @@ class StreamRelay(Protocol):
             self._fail(503, "Cloud Code sent an event that is not JSON; the stream was stopped.")
             return
         self.events += 1
+        if payload[:24].lstrip().startswith(b'{"error"'):  # upstream's in-stream error, passed on as an event
+            failed_in_stream(getattr(self.request, "observation", None), _error_code(payload))
         if self.on_event is not None:
             self.on_event(payload)
         self._write(out)
@@ -138,6 +142,7 @@ class StreamRelay(Protocol):
         if self._failed:
             return
         self._failed = True
+        failed_in_stream(getattr(self.request, "observation", None), code)
         if not self._client_gone:
             self._write(self.fmt.error(code, message))
             self._write(self.fmt.end())
@@ -170,3 +175,12 @@ class StreamRelay(Protocol):
         self._disarm()
         if self.transport is not None:
             self.transport.stopProducing()
+
+
+def _error_code(payload: bytes) -> int:
+    """The status of an upstream ``{"error": {"code": …}}`` event (502 when it names none)."""
+    try:
+        code = json.loads(payload)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return 502
+    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 502

@@ -3,7 +3,8 @@
 Translation is pure (``gateway.compat.responses_*``, ``gateway.compat.images``);
 forwarding, image fetching, stream relaying and error shaping are the Chat
 door's (:class:`~gateway.web.compat_routes.CompatApp`), so every OpenAI path
-behaves alike. Here: ``previous_response_id`` through the response store,
+behaves alike. Here: ``previous_response_id``, ``GET`` and ``DELETE
+/v1/responses/{id}`` through the response store (per client key),
 Codex's need for ``response.failed`` instead of HTTP errors on a stream, and
 the images routes' parallel upstream calls (one per image, spread over the
 pool) and multipart uploads.
@@ -22,6 +23,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from gateway import observe
 from gateway.compat import images, responses_request, responses_response
 from gateway.compat.models import resolve
 from gateway.compat.responses_store import ResponseStore
@@ -29,12 +31,15 @@ from gateway.compat.responses_stream import ResponsesStream
 from gateway.protocol import envelope
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.models import strip_models_prefix
+from gateway.team.service import client_key
 from gateway.web.app import read_json
-from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, shaped_error
+from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, answer_gateway_error, answer_unexpected, shaped_error
 
 log = Logger()
 
 PATHS = RESPONSES_IMAGES_PATHS
+#: ``/v1/responses/{id}`` (retrieve, delete) and anything else below the Responses path.
+ITEM_PREFIXES = (b"/v1/responses/", b"/responses/")
 #: Image model names OpenAI clients send that mean "the default image model" unless mapped.
 OPENAI_IMAGE_MODELS = ("dall-e", "gpt-image", "chatgpt-image")
 
@@ -67,11 +72,14 @@ class OpenAIExtraDispatch(Resource):
         self.fallback = fallback
 
     def render(self, request: IRequest) -> Any:
-        return (self.extra if request.path in PATHS else self.fallback).render(request)
+        path = request.path
+        mine = path in PATHS or path.startswith(ITEM_PREFIXES)
+        return (self.extra if mine else self.fallback).render(request)
 
 
 class ResponsesApp:
     app = Klein()
+    app.url_map.merge_slashes = False  # ``//`` is an unknown route, not a redirect (a 500 through Klein)
 
     def __init__(self, compat: CompatApp, store: ResponseStore) -> None:
         self.compat = compat
@@ -88,8 +96,7 @@ class ResponsesApp:
 
     @app.handle_errors(GatewayError)
     def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
-        error: GatewayError = failure.value
-        return shaped_error(request, error.code, error.message, error.headers)
+        return answer_gateway_error(request, failure)
 
     @app.handle_errors(NotFound)
     def _not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -99,12 +106,12 @@ class ResponsesApp:
     def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
         request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
         method = request.method.decode("latin-1", "replace")
-        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use POST.")
+        allowed = " or ".join(m for m in (failure.value.valid_methods or ["POST"]) if m != "HEAD")
+        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use {allowed}.")
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        log.failure("unhandled error in {path}", failure=failure, path=request.path.decode("latin-1", "replace"))
-        return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
+        return answer_unexpected(request, failure)
 
     # -- Responses --
 
@@ -123,14 +130,16 @@ class ResponsesApp:
 
     async def _create(self, request: IRequest, body: dict[str, Any]) -> bytes | None:
         requested = body["model"]
+        observe.requested(requested)
         await self._resolve(requested)  # an unknown model is a 404 before images are fetched
         history = None
         if body.get("previous_response_id") is not None:
-            history = self.store.history(body["previous_response_id"], self.reactor.seconds())
+            history = self.store.history(body["previous_response_id"], self.reactor.seconds(), client_key.get())
         fetched = await self.compat.fetcher.fetch_all(responses_request.remote_image_urls(body))
         keep = body.get("store", True) is not False
 
         async def call(model: str) -> bytes | None:
+            observe.mapped(model)
             now = self.reactor.seconds()
             gemini, ctx = responses_request.to_gemini(body, model, history=history, images=fetched,
                                                       memory=self.compat.signatures, now=now)
@@ -140,15 +149,18 @@ class ResponsesApp:
             document = await self.compat._generate(request, model, gemini)
             answer, items = responses_response.response(document, ctx, self.compat.signatures, self.reactor.seconds())
             if keep:
-                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds(), len(history or []))
+                self.store.put(answer["id"], ctx.items + items, self.reactor.seconds(), len(history or []),
+                               response=answer, owner=client_key.get())
             return _json(request, answer)
 
         return await self._with_model(requested, call)
 
     async def _stream(self, request: IRequest, model: str, gemini: dict[str, Any], ctx: Any, keep: bool,
                       now: float, shared: int) -> None:
+        owner = client_key.get()
+
         def remember(final: dict[str, Any], items: list[dict[str, Any]]) -> None:
-            self.store.put(final["id"], ctx.items + items, self.reactor.seconds(), shared)
+            self.store.put(final["id"], ctx.items + items, self.reactor.seconds(), shared, response=final, owner=owner)
 
         stream = ResponsesStream(ctx, self.compat.signatures, now, on_complete=remember if keep else None,
                                  commit_errors=is_codex(request))
@@ -161,10 +173,31 @@ class ResponsesApp:
         ctx = responses_request.ResponsesContext(requested_model=body["model"], upstream_model=body["model"],
                                                  echo=responses_request.echo_fields(body, metadata))
         stream = ResponsesStream(ctx, self.compat.signatures, self.reactor.seconds())
+        observe.failed_in_stream(getattr(request, "observation", None), error.code)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-cache")
         return stream.error(error.code, codex_message(error))
+
+    @app.route("/v1/responses/<string:response_id>", methods=["GET"])
+    @app.route("/responses/<string:response_id>", methods=["GET"])
+    def retrieve(self, request: IRequest, response_id: str) -> bytes:
+        """A stored response as it was answered (``store`` not false, still in the bounded store)."""
+        if request.args.get(b"stream", [b""])[-1].lower() in (b"true", b"1"):
+            raise GatewayError(400, "stream=true is not supported on GET /v1/responses/{id}: the gateway keeps the "
+                                    "finished response only; retrieve it without stream.")
+        found = self.store.response(response_id, self.reactor.seconds(), client_key.get())
+        if found is None:
+            raise GatewayError(404, self.store.gone_message(response_id))
+        return _json(request, found)
+
+    @app.route("/v1/responses/<string:response_id>", methods=["DELETE"])
+    @app.route("/responses/<string:response_id>", methods=["DELETE"])
+    def delete(self, request: IRequest, response_id: str) -> bytes:
+        """Forget a stored response: it can no longer be retrieved or continued from."""
+        if not self.store.delete(response_id, self.reactor.seconds(), client_key.get()):
+            raise GatewayError(404, self.store.gone_message(response_id))
+        return _json(request, {"id": response_id, "object": "response", "deleted": True})
 
     # -- models: the chat door's resolution, whatever it is --
 
@@ -188,6 +221,7 @@ class ResponsesApp:
         body = read_json(request)
         if not isinstance(body, dict):
             raise GatewayError(400, "The request body must be a JSON object.")
+        _requested_image_model(body.get("model"))
         parsed = images.parse(body, await self._image_model(body.get("model")))
         return await self._images(request, parsed, edit=False)
 
@@ -204,6 +238,7 @@ class ResponsesApp:
         for data in fields.get("mask", [])[:1]:
             uploads.append(images.upload(data, "mask"))  # Gemini has no mask semantics: sent as one more picture
         body = {k: v[0].decode("utf-8", "replace") for k, v in fields.items() if k not in ("image", "image[]", "mask") and v}
+        _requested_image_model(body.get("model"))
         parsed = images.parse(body, await self._image_model(body.get("model")), tuple(uploads))
         return await self._images(request, parsed, edit=True)
 
@@ -225,7 +260,10 @@ class ResponsesApp:
 
     async def _images(self, request: IRequest, parsed: images.ImageRequest, *, edit: bool) -> bytes:
         gemini = images.gemini_request(parsed)
-        calls = [Deferred.fromCoroutine(self._one_image(parsed.model, gemini, i)) for i in range(parsed.n)]
+        observe.mapped(parsed.model)
+        await self.compat.forwarder.admit(parsed.model)  # one client request, whatever its n
+        observation = getattr(request, "observation", None)
+        calls = [Deferred.fromCoroutine(self._one_image(parsed.model, gemini, i, observation)) for i in range(parsed.n)]
         results = await DeferredList(calls, consumeErrors=True)
         found: list[dict[str, str]] = []
         texts: list[str] = []
@@ -251,15 +289,26 @@ class ResponsesApp:
             return images.stream_events(parsed, found, self.reactor.seconds(), edit)
         return _json(request, images.answer(parsed, found, self.reactor.seconds()))
 
-    async def _one_image(self, model: str, gemini: dict[str, Any], index: int) -> tuple[list[dict[str, str]], str]:
+    async def _one_image(self, model: str, gemini: dict[str, Any], index: int,
+                         observation: Any = None) -> tuple[list[dict[str, str]], str]:
         raw = await self.compat.forwarder.answer(  # bounded in size and time, retried when cut
-            model, gemini, session_key=f"images-{uuid.uuid4().hex}-{index}"  # spread over accounts
+            model, gemini, session_key=f"images-{uuid.uuid4().hex}-{index}",  # spread over accounts
+            admitted=True,
         )
         try:
             document = envelope.unwrap(json.loads(raw))
         except ValueError:
             raise GatewayError(503, "Cloud Code answered with something that is not JSON; retry the request.") from None
+        observe.add_usage(observation, document)  # the request's usage: every image call's, summed
         return images.images_of(document)
+
+
+def _requested_image_model(requested: Any) -> None:
+    """Record the image model the client named (none: the default image model is what it asked for)."""
+    if requested is None or requested == "":
+        observe.requested(images.DEFAULT_IMAGE_MODEL)
+    elif isinstance(requested, str):
+        observe.requested(requested)
 
 
 def _form(request: IRequest) -> dict[str, list[bytes]]:

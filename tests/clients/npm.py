@@ -1,7 +1,8 @@
-"""Running the npm clients (Claude Code, gemini-cli, the Vercel AI SDK) against the client stack (helpers).
+"""Running the npm clients (Claude Code, gemini-cli, Codex, the Vercel AI SDK, the openai Node SDK)
+against the client stack (helpers).
 
-They live in ``tests/clients/js`` (package.json + lockfile; ``.ci/run`` runs
-``npm ci`` there). The ``node`` npm package brings Node 22 into
+They all live in ``tests/clients/js`` (one package.json + lockfile; ``.ci/run``
+runs ``npm ci`` there once). The ``node`` npm package brings Node 22 into
 ``node_modules/.bin``, which goes first on PATH, so a machine with an older
 Node still runs them. Each client gets a fresh HOME, no proxies, and every
 switch that stops telemetry, update checks and other traffic away from the

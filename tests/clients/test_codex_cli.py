@@ -7,26 +7,23 @@ tells users to configure it. The emulator calls Codex's shell tool
 schema-valid arguments taken from the prompt (the backquoted command), so
 Codex really runs the command and sends its output back through the gateway.
 
-The CLI comes from ``tests/clients/npm_openai`` (``npm ci`` there; ``.ci/run``
-does it). Node >= 22 is installed in the same directory by the ``node`` npm package.
+The CLI comes from ``tests/clients/js`` (``npm ci`` there; ``.ci/run`` does it),
+like every npm client (``tests.clients.npm``): a private HOME, no proxies, and
+traffic anywhere but the gateway sent to a closed port.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.clients import npm
 from tests.clients.stack import ClientStack
 
 pytestmark = pytest.mark.clients
-
-NPM_DIR = Path(__file__).parent / "npm_openai"
-BIN = NPM_DIR / "node_modules" / ".bin"
-CODEX = BIN / "codex"
 
 CONFIG = """\
 model = "gemini-3-flash"
@@ -41,23 +38,19 @@ request_max_retries = 0
 stream_max_retries = 0
 """
 
-needs_codex = pytest.mark.skipif(not CODEX.exists(), reason=f"Codex CLI not installed: run `npm ci` in {NPM_DIR} (.ci/run does)")
 
 
 def run_codex(gw: ClientStack, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+    codex = npm.tool("codex")
     home = tmp_path / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(CONFIG.format(url=gw.url))
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
-    env.update(CODEX_HOME=str(home), ANTIGRAVITY_GATEWAY_KEY="any-key", NO_COLOR="1",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    return subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "--color", "never", prompt],
-                          cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    env = npm.env(tmp_path / "home", CODEX_HOME=str(home), ANTIGRAVITY_GATEWAY_KEY="any-key")
+    return npm.run([str(codex), "exec", "--skip-git-repo-check", "--color", "never", prompt], env, work)
 
 
-@needs_codex
 def test_codex_exec_one_prompt(gw: ClientStack, tmp_path: Path) -> None:
     result = run_codex(gw, tmp_path, "Hello from codex")
     assert result.returncode == 0, result.stdout + result.stderr + gw.logs()
@@ -72,7 +65,6 @@ def test_codex_exec_one_prompt(gw: ClientStack, tmp_path: Path) -> None:
     assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names  # a namespace tool, flattened
 
 
-@needs_codex
 def test_codex_exec_shell_tool_round_trip(gw: ClientStack, tmp_path: Path) -> None:
     result = run_codex(gw, tmp_path, "call function exec_command to run `echo codex-round-trip`")
     assert result.returncode == 0, result.stdout + result.stderr + gw.logs()

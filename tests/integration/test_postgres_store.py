@@ -50,6 +50,7 @@ def test_both_stores_total_usage_the_same_way(store: Any) -> None:
     assert by_key["alice"]["total_tokens"] == 30 + 8 + 4
     assert by_key["bob"]["errors"] == 1 and by_key["bob"]["avg_latency_ms"] == 12.5
     assert [r["group"] for r in store.summary(0, "day")] == ["1970-04-09", "1970-04-11"]
+    assert [(r["group"], r["requests"]) for r in store.summary(0, "route")] == [("generateContent", 3)]
     assert [(r["day"], r["group"]) for r in store.series(0, "key")] == [("1970-04-09", "alice"), ("1970-04-11", "alice"), ("1970-04-11", "bob")]
     assert store.tokens_since(now - 60) == {"alice": 26, "bob": 16}
     assert store.prune(now - DAY) == 1

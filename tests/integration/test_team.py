@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,25 @@ def anthropic(key: str, model: str = "gemini-3-flash", stream: bool = False) -> 
     return "/v1/messages", body, {b"x-api-key": [key.encode()], **ANTHROPIC}
 
 
-DOORS = {"gemini": gemini, "openai": openai, "anthropic": anthropic}
+def responses(key: str, model: str = "gemini-3-flash", stream: bool = False) -> tuple[str, Any, dict[bytes, list[bytes]]]:
+    body: dict[str, Any] = {"model": model, "input": "hello there"}
+    if stream:
+        body["stream"] = True
+    return "/v1/responses", body, {b"authorization": [b"Bearer " + key.encode()]}
+
+
+def images(key: str, model: str = "gpt-image-1", stream: bool = False) -> tuple[str, Any, dict[bytes, list[bytes]]]:
+    """Two pictures: two upstream calls for one client request (``stream`` is not used)."""
+    return "/v1/images/generations", {"model": model, "prompt": "a red fox", "n": 2}, {b"authorization": [b"Bearer " + key.encode()]}
+
+
+def count_tokens(key: str, model: str = "gemini-3-flash") -> tuple[str, Any, dict[bytes, list[bytes]]]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hello there"}]}
+    return "/v1/messages/count_tokens", body, {b"x-api-key": [key.encode()], **ANTHROPIC}
+
+
+DOORS = {"gemini": gemini, "openai": openai, "anthropic": anthropic, "responses": responses, "images": images}
+OPENAI_SHAPED = ("openai", "responses", "images")
 
 
 def shape(door: str, body: Any) -> tuple[str, str]:
@@ -49,7 +68,7 @@ def shape(door: str, body: Any) -> tuple[str, str]:
         error = body["error"]
         assert set(error) >= {"code", "message", "status"}, body
         return error["status"], error["message"]
-    if door == "openai":
+    if door in OPENAI_SHAPED:
         error = body["error"]
         assert set(error) == {"message", "type", "param", "code"}, body
         return error["type"], error["message"]
@@ -88,10 +107,13 @@ async def test_limit_refusals_take_each_doors_shape_and_never_reach_upstream(tmp
     async with stack:
         for door, request in DOORS.items():
             # requests per minute: the first passes, the second is a 429 with Retry-After
-            code, _, _ = await call(stack, request(secrets[door, "rpm"]))
-            assert code == 200
+            code, _, body = await call(stack, request(secrets[door, "rpm"]))
+            assert code == 200, (door, body)
+            if door == "images":  # two upstream calls, one request: both pictures come
+                assert len(body["data"]) == 2
             before = generations(stack)
-            code, headers, body = await call(stack, request(secrets[door, "rpm"]))
+            # (the Responses door is refused before its stream starts: a JSON error, not events)
+            code, headers, body = await call(stack, request(secrets[door, "rpm"], stream=door == "responses"))
             assert code == 429, (door, body)
             assert 1 <= int(headers.getRawHeaders(b"retry-after")[0]) <= 60
             kind, message = shape(door, body)
@@ -143,7 +165,7 @@ async def test_a_key_revoked_from_outside_is_refused_while_the_gateway_runs(tmp_
 
 
 @pytest_twisted.ensureDeferred
-async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tmp_path: Path) -> None:
+async def test_usage_totals_equal_what_upstream_reported_over_every_door(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "team.sqlite3"))
     alice, _ = operations.create(store, "alice", reactor.seconds())
     bob, _ = operations.create(store, "bob", reactor.seconds())
@@ -155,6 +177,8 @@ async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tm
             gemini(alice), gemini(bob, stream=True), gemini(alice, model="claude-opus-4-6-thinking"),
             openai(alice), openai(bob, stream=True), openai(bob, model="claude-sonnet-4-6"),
             anthropic(alice), anthropic(bob, stream=True), anthropic(alice, model="claude-opus-4-6-thinking", stream=True),
+            responses(alice), responses(bob, stream=True), responses(alice, model="claude-opus-4-6-thinking", stream=True),
+            images(bob), count_tokens(alice),
         ]
         for request in script:
             code, _, body = await call(stack, request)
@@ -162,8 +186,10 @@ async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tm
         await stack.gateway.team.flush()
         await deferLater(reactor, 0.01, lambda: None)  # the request log line follows the response
         events.__exit__()
-        logged = [e for e in events.events if e.get("route") in ("generateContent", "streamGenerateContent", "chat.completions", "messages")]
-        assert sorted(e["key"] for e in logged) == ["alice"] * 5 + ["bob"] * 4
+        logged = [e for e in events.events if e.get("route") in (
+            "generateContent", "streamGenerateContent", "chat.completions", "messages", "responses",
+            "images.generations", "messages.count_tokens")]
+        assert sorted(e["key"] for e in logged) == ["alice"] * 8 + ["bob"] * 6
         assert not any(alice in str(e) or bob in str(e) for e in events.events)  # names, never keys
         rows = SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "key")
         truth = stack.emulator.state.stats.answered_usage
@@ -174,9 +200,25 @@ async def test_usage_totals_equal_what_upstream_reported_over_all_three_doors(tm
         assert sum(r["thought_tokens"] for r in rows) == truth.get("thoughtsTokenCount", 0)
         assert sum(r["total_tokens"] for r in rows) == truth["totalTokenCount"]
         doors = {r["group"]: r["requests"] for r in SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "door")}
-        assert doors == {"gemini": 3, "openai": 3, "anthropic": 3}
+        assert doors == {"gemini": 3, "openai": 7, "anthropic": 4}
+        routes = {r["group"]: r["requests"] for r in SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "route")}
+        assert routes == {"generateContent": 2, "streamGenerateContent": 1, "chat.completions": 3, "messages": 3,
+                          "responses": 3, "images.generations": 1, "messages.count_tokens": 1}
         models = {r["group"] for r in SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "model")}
-        assert {"gemini-3-flash", "claude-sonnet-4-6", "claude-opus-4-6-thinking"} <= models
+        assert {"gemini-3-flash", "claude-sonnet-4-6", "claude-opus-4-6-thinking", "gemini-3.1-flash-image"} <= models
+        with sqlite3.connect(str(tmp_path / "team.sqlite3")) as db:
+            recorded = db.execute("SELECT route, requested_model, model, status, attempts, account, prompt_tokens, "
+                                  "output_tokens FROM usage WHERE route IN ('responses', 'images.generations', "
+                                  "'messages.count_tokens') ORDER BY id").fetchall()
+        assert [r[:5] for r in recorded] == [
+            ("responses", "gemini-3-flash", "gemini-3-flash", 200, 1),
+            ("responses", "gemini-3-flash", "gemini-3-flash", 200, 1),
+            ("responses", "claude-opus-4-6-thinking", "claude-opus-4-6-thinking", 200, 1),
+            ("images.generations", "gpt-image-1", "gemini-3.1-flash-image", 200, 2),  # two pictures, two calls
+            ("messages.count_tokens", "gemini-3-flash", "gemini-3-flash", 200, 1),
+        ]
+        assert all(r[5] for r in recorded)  # the account that answered
+        assert all(r[6] > 0 and r[7] > 0 for r in recorded[:4]) and recorded[4][6:] == (0, 0)  # counting spends none
         # the daily budget counts what was recorded
         assert stack.gateway.team.tokens.get("alice", reactor.seconds()) > 0
 
@@ -227,3 +269,34 @@ async def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None
     async with stack:
         await stack.gateway.team.flush()  # the prune at start runs on the writer's thread, before this
         assert [r["requests"] for r in store.summary(0, "key")] == [1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_streams_that_end_in_an_error_are_recorded_as_errors(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "team.sqlite3"))
+    carol, _ = operations.create(store, "carol", reactor.seconds())
+    codex = {b"originator": [b"codex_exec"], b"User-Agent": [b"codex_exec/0.171.0"]}
+    stack = start_stack(tmp_path, accounts(1), **TEAM)
+    async with stack:
+        script = [gemini(carol, stream=True), openai(carol, stream=True), anthropic(carol, stream=True),
+                  responses(carol, stream=True)]
+        for path, body, headers in script:  # each answer starts as a 200, then upstream fails mid-stream
+            stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "stream_error", "after_events": 1,
+                                            "status": 500, "message": "went wrong"})
+            if "contents" in body:
+                body["contents"][0]["parts"][0]["text"] = "hello stream 4 events"
+            response = await stack.post(path, body, headers=dict(headers))
+            raw = await treq.content(response)
+            assert response.code == 200 and b"went wrong" in raw, (path, raw)
+        # Codex is told of a failure before the start inside a 200 stream too (response.failed)
+        stack.emulator.state.add_fault({"method": "streamGenerateContent", "kind": "error", "status": 429, "times": -1})
+        path, body, headers = responses(carol, stream=True)
+        response = await stack.post(path, body, headers={**headers, **codex})
+        assert response.code == 200 and b"response.failed" in await treq.content(response)
+        await stack.gateway.team.flush()
+        with sqlite3.connect(str(tmp_path / "team.sqlite3")) as db:
+            statuses = db.execute("SELECT route, status FROM usage ORDER BY id").fetchall()
+        assert statuses == [("streamGenerateContent", 500), ("chat.completions", 500), ("messages", 500),
+                            ("responses", 500), ("responses", 429)]
+        [row] = SQLiteStore(str(tmp_path / "team.sqlite3")).summary(0, "key")
+        assert row["requests"] == 5 and row["errors"] == 5

@@ -36,6 +36,16 @@ try {
   out.missing = { status: error.status, message: error.message };
 }
 
+const retrieved = await client.responses.retrieve(plain.id);
+out.retrieved = retrieved.output_text;
+await client.responses.delete(plain.id);
+try {
+  await client.responses.retrieve(plain.id);
+  out.afterDelete = "no error";
+} catch (error) {
+  out.afterDelete = { status: error.status, message: error.message };
+}
+
 const images = await client.images.generate({ model: "gpt-image-1", prompt: "a green square", size: "1024x1024" });
 out.image = images.data[0].b64_json;
 console.log(JSON.stringify(out));
