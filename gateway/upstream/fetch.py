@@ -22,11 +22,13 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, w
 from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IResponse
 from zope.interface import implementer
+
+from gateway.upstream.proxy import QuietConnectionPool
 
 from gateway.upstream.deadline import within
 
@@ -197,7 +199,7 @@ class SafeFetcher:
         self.reactor = reactor
         self.policy = policy
         endpoints = GuardedEndpoints(reactor, policy.networks(), resolve or system_resolver(reactor), policy.timeout)
-        self.agent = Agent.usingEndpointFactory(reactor, endpoints, pool=HTTPConnectionPool(reactor, persistent=False))
+        self.agent = Agent.usingEndpointFactory(reactor, endpoints, pool=QuietConnectionPool(reactor, persistent=False))
 
     def fetch(self, url: str) -> Deferred[tuple[str, bytes]]:
         """The media type and body, or ``FetchRefused`` (also for a timeout: ``[image_fetch] timeout``)."""

@@ -41,6 +41,14 @@ MAX_IDLE_PER_HOST = 256
 IDLE_CONNECTION_SECONDS = 50
 
 
+
+class QuietConnectionPool(HTTPConnectionPool):
+    """An ``HTTPConnectionPool`` whose connections do not log "Starting factory …" / "Stopping
+    factory …" each: with one line per upstream connection a person's log is mostly noise."""
+
+    class _factory(HTTPConnectionPool._factory):  # type: ignore[name-defined,misc]
+        noisy = False
+
 class ProxyError(ConnectError):
     """The proxy refused or broke the tunnel; a connection error for host fallback and retries."""
 
@@ -266,7 +274,7 @@ class UpstreamHTTP:
         """The route's Agent: what the generation hot path calls without treq's layers."""
         agent = self._agents.get(proxy)
         if agent is None:
-            pool = HTTPConnectionPool(self._reactor, persistent=True)
+            pool = QuietConnectionPool(self._reactor, persistent=True)
             pool.maxPersistentPerHost = MAX_IDLE_PER_HOST
             pool.cachedConnectionTimeout = IDLE_CONNECTION_SECONDS
             if proxy:

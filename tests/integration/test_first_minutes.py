@@ -132,6 +132,7 @@ def test_json_lines_when_asked_carry_no_unpersistable_markers(tmp_path: Path) ->
         stack.close()
     text = stack.gateway.text()
     assert "unpersistable" not in text
+    assert "manifest" in text and "Starting factory" not in text  # upstream connections are made, not logged one by one
     events = stack.gateway.events()
     assert any(e.get("route") == "home" and e.get("log_namespace") == "antigravity_gateway.request" for e in events)
 
