@@ -76,11 +76,7 @@ def shaped_error(request: IRequest, code: int, message: str, headers: dict[str, 
     ``own``: the gateway's own refusal (a key's limits), answered with its real
     status even where an upstream 403 would be turned into a 503."""
     door = door_for_path(request.path)
-    if own and door is Door.ANTHROPIC:
-        kind = anthropic_response.ERROR_TYPES.get(code, "invalid_request_error")
-        status, body = code, json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
-    else:
-        status, body = error_bytes(door if door is not Door.GEMINI else Door.OPENAI, code, message)
+    status, body = error_bytes(door if door is not Door.GEMINI else Door.OPENAI, code, message, own=own)
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", JSON)
     for name, value in (headers or {}).items():

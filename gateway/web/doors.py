@@ -53,11 +53,16 @@ def door_for_path(path: bytes | str) -> Door:
 
 
 def error_document(door: Door, code: int, message: str, status: str | None = None,
-                   details: Iterable[dict[str, Any]] = ()) -> tuple[int, dict[str, Any]]:
+                   details: Iterable[dict[str, Any]] = (), *, own: bool = False) -> tuple[int, dict[str, Any]]:
     """The HTTP status and error document a client of ``door`` expects.
 
-    Anthropic may change the status (an upstream 403 is the gateway's 503).
+    Anthropic may change the status (an upstream 403 is the gateway's 503);
+    ``own``: the gateway's own refusal (a key's limits, a CORS origin), which
+    keeps its real status on every door.
     """
+    if door is Door.ANTHROPIC and own:
+        kind = anthropic_response.ERROR_TYPES.get(code) or ("api_error" if code >= 500 else "invalid_request_error")
+        return code, {"type": "error", "error": {"type": kind, "message": message}}
     if door is Door.ANTHROPIC:
         return anthropic_response.shaped_error(code, message)
     if door is Door.OPENAI:
@@ -66,9 +71,9 @@ def error_document(door: Door, code: int, message: str, status: str | None = Non
 
 
 def error_bytes(door: Door, code: int, message: str, status: str | None = None,
-                details: Iterable[dict[str, Any]] = ()) -> tuple[int, bytes]:
+                details: Iterable[dict[str, Any]] = (), *, own: bool = False) -> tuple[int, bytes]:
     """:func:`error_document` serialised as compact JSON (UTF-8; lone surrogates escaped)."""
-    status_code, document = error_document(door, code, message, status, details)
+    status_code, document = error_document(door, code, message, status, details, own=own)
     try:
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     except UnicodeEncodeError:
@@ -77,6 +82,6 @@ def error_bytes(door: Door, code: int, message: str, status: str | None = None,
 
 
 def path_error_bytes(path: bytes | str, code: int, message: str, status: str | None = None,
-                     details: Iterable[dict[str, Any]] = ()) -> tuple[int, bytes]:
+                     details: Iterable[dict[str, Any]] = (), *, own: bool = False) -> tuple[int, bytes]:
     """:func:`error_bytes` for the door of ``path``."""
-    return error_bytes(door_for_path(path), code, message, status, details)
+    return error_bytes(door_for_path(path), code, message, status, details, own=own)

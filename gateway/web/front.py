@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from gateway.protocol.errors import error_body
+from gateway.web.doors import path_error_bytes
 
 JSON = b"application/json; charset=UTF-8"
 ALLOW_METHODS = b"GET, POST, OPTIONS"
@@ -56,9 +56,12 @@ class CORSResource(Resource):
     def _preflight(self, request: IRequest, origin: bytes) -> bytes:
         request.responseHeaders.addRawHeader(b"Vary", b"Origin")
         if not self.allowed(origin):
-            request.setResponseCode(403)
+            # The gateway's own refusal, in the shape of the door the preflight is for.
+            status, body = path_error_bytes(request.path, 403, "This origin is not allowed to call the gateway "
+                                            "([server] cors_origins).", "PERMISSION_DENIED", own=True)
+            request.setResponseCode(status)
             request.setHeader(b"Content-Type", JSON)
-            return error_body(403, "This origin is not allowed to call the gateway ([server] cors_origins).", "PERMISSION_DENIED")
+            return body
         request.setResponseCode(204)
         self._allow(request, origin)
         request.setHeader(b"Access-Control-Allow-Methods", ALLOW_METHODS)

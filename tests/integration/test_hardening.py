@@ -172,6 +172,13 @@ async def test_cors_answers_preflights_and_marks_answers_for_allowed_origins(tmp
         body = json.loads(await treq.content(denied))
         assert denied.code == 403 and body["error"]["status"] == "PERMISSION_DENIED"
         assert not denied.headers.hasHeader(b"access-control-allow-origin")
+        # The same refusal in the shape of the door the preflight is for (a 403 of the gateway's own, not an upstream one).
+        denied = await stack.client.request("OPTIONS", stack.url + "/v1/messages", headers=other)
+        body = json.loads(await treq.content(denied))
+        assert denied.code == 403 and body["type"] == "error" and body["error"]["type"] == "permission_error", body
+        denied = await stack.client.request("OPTIONS", stack.url + "/v1/chat/completions", headers=other)
+        body = json.loads(await treq.content(denied))
+        assert denied.code == 403 and body["error"]["type"] == "permission_error" and "cors_origins" in body["error"]["message"], body
 
 
 @pytest_twisted.ensureDeferred
