@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import string
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 
 from gateway.web.doors import Door, door_for_path
 from tests.integration import processes
+from tests.integration.rawhttp import blocking_exchange, dechunk
 
 KEY = "sk-fuzz-5f1d2c3b4a59687766554433"
 WRONG_KEY = "sk-wrong-99887766554433221100aa"
@@ -168,35 +168,6 @@ def build(method: str, target: str, body: bytes, credential: str, headers: list[
     return eol.join(lines) + eol + eol + payload
 
 
-def exchange(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        try:
-            s.sendall(raw)  # no half-close: Twisted takes a client's EOF as the client leaving
-        except OSError:
-            pass  # the gateway may refuse (and close) before reading everything
-        chunks = []
-        while True:
-            try:
-                data = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks)
-
-
-def dechunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size.split(b";")[0], 16)
-        if n == 0:
-            break
-        out, body = out + rest[:n], rest[n + 2:]
-    return out
-
-
 def door_shaped(door: Door, document: Any) -> bool:
     if not isinstance(document, dict):
         return False
@@ -245,7 +216,7 @@ def test_no_request_makes_the_gateway_fail(gateway: processes.Stack, route: tupl
     target = mutate(path, mutation, suffix)
     if method in ("GET", "HEAD"):
         body = b""
-    raw = exchange(int(gateway.gateway_url.rsplit(":", 1)[1]), build(method, target, body, credential, headers, framing, host, content_type))
+    raw = blocking_exchange(int(gateway.gateway_url.rsplit(":", 1)[1]), build(method, target, body, credential, headers, framing, host, content_type))
     assert raw.startswith(b"HTTP/1."), (target, raw[:200])
     head, _, payload = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])

@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.logger import globalLogPublisher, formatEvent
 
 from tests.integration.harness import accounts, start_stack
-from tests.integration.rawhttp import exchange, parse
+from tests.integration.rawhttp import dechunk, exchange, parse
 
 KEY = "sk-heads-0123456789abcdef"
 
@@ -43,17 +43,6 @@ class Log:
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
-
-
-def dechunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size.split(b";")[0], 16)
-        if n == 0:
-            break
-        out, body = out + rest[:n], rest[n + 2:]
-    return out
 
 
 def _json(raw: bytes) -> tuple[int, dict[str, str], Any]:

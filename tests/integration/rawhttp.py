@@ -2,11 +2,14 @@
 
 ``exchange`` writes the given pieces (a float between them pauses that many
 seconds) and returns everything the server sent until it closed the
-connection; ``parse`` splits that into status, headers and body.
+connection; ``blocking_exchange`` does the same with a plain socket, for
+threads and for tests that run no reactor; ``parse`` splits that into status,
+headers and body, and ``dechunk`` joins a chunked body.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Callable, Sequence
 
 from twisted.internet import reactor
@@ -82,3 +85,34 @@ def until(condition: Callable[[], Any], timeout: float = 10.0) -> Callable[[], A
             await deferLater(reactor, 0.02, lambda: None)
 
     return wait
+
+
+def blocking_exchange(port: int, raw: bytes, timeout: float = 30.0) -> bytes:
+    """Send ``raw`` on a plain socket and read until the server closes (or resets) the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(raw)  # no half-close: Twisted takes a client's EOF as the client leaving
+        except OSError:
+            pass  # the gateway may refuse (and close) before reading everything
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of a ``Transfer-Encoding: chunked`` body."""
+    out = b""
+    while body:
+        size, _, rest = body.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            break
+        out, body = out + rest[:n], rest[n + 2:]
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from tests.integration.harness import accounts, body_json, start_stack
+from tests.integration.rawhttp import blocking_exchange
 
 HELLO = {"contents": [{"role": "user", "parts": [{"text": "Hello there"}]}]}
 SYSTEM = {**HELLO, "systemInstruction": {"parts": [{"text": "Be terse."}]}}
@@ -196,21 +196,6 @@ async def test_no_usable_account_is_503_saying_what_to_do(tmp_path: Path) -> Non
         assert "add a Google account" in error["message"] and str(stack.store) not in error["message"]
 
 
-def _raw_exchange(port: int, head: bytes, body: bytes = b"") -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(head + body)
-        chunks = []
-        while True:
-            try:
-                data = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
-
-
 @pytest_twisted.ensureDeferred
 async def test_oversized_body_is_413_before_it_is_read(tmp_path: Path) -> None:
     from twisted.internet.threads import deferToThread
@@ -220,7 +205,7 @@ async def test_oversized_body_is_413_before_it_is_read(tmp_path: Path) -> None:
         # Content-Length over the limit: answered from the headers alone, body never sent.
         head = (b"POST /v1beta/models/gemini-3-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n")
-        answer = await deferToThread(_raw_exchange, port, head)
+        answer = await deferToThread(blocking_exchange, port, head, 5)
         assert answer.startswith(b"HTTP/1.1 413")
         error = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
         assert error["code"] == 413 and "max_body_bytes" in error["message"]
@@ -228,7 +213,7 @@ async def test_oversized_body_is_413_before_it_is_read(tmp_path: Path) -> None:
         chunked = (b"POST /v1beta/models/gemini-3-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                    b"Transfer-Encoding: chunked\r\n\r\n")
         chunk = b"%x\r\n%s\r\n" % (800, b"a" * 800)
-        answer = await deferToThread(_raw_exchange, port, chunked, chunk * 2)
+        answer = await deferToThread(blocking_exchange, port, chunked + chunk * 2, 5)
         assert answer.startswith(b"HTTP/1.1 413")
         assert stack.emulator.state.requests("generateContent") == []
         # A body under the limit still works.
