@@ -99,6 +99,33 @@ def answer_unexpected(request: IRequest, failure: Any) -> bytes:
     return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
 
 
+def _not_allowed_message(request: IRequest, failure: Any) -> str:
+    allowed = " or ".join(m for m in (failure.value.valid_methods or ["POST"]) if m != "HEAD")
+    method = request.method.decode("latin-1", "replace")
+    return f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use {allowed}."
+
+
+def install_error_handlers(app: Klein) -> None:
+    """Every OpenAI/Anthropic Klein app answers failures the same way, in its door's shape."""
+
+    @app.handle_errors(GatewayError)
+    def _gateway_error(self: Any, request: IRequest, failure: Any) -> bytes:
+        return answer_gateway_error(request, failure)
+
+    @app.handle_errors(NotFound)
+    def _not_found(self: Any, request: IRequest, failure: Any) -> bytes:
+        return shaped_error(request, 404, f"Unknown route {request.path.decode('latin-1', 'replace')}.")
+
+    @app.handle_errors(MethodNotAllowed)
+    def _not_allowed(self: Any, request: IRequest, failure: Any) -> bytes:
+        request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
+        return shaped_error(request, 405, _not_allowed_message(request, failure))
+
+    @app.handle_errors(Exception)
+    def _unexpected(self: Any, request: IRequest, failure: Any) -> bytes:
+        return answer_unexpected(request, failure)
+
+
 class CompatDispatch(Resource):
     """A leaf that sends the OpenAI/Anthropic paths to ``compat`` and everything else to ``gemini``."""
 
@@ -259,23 +286,7 @@ class CompatApp:
 
     # -- errors --
 
-    @app.handle_errors(GatewayError)
-    def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
-        return answer_gateway_error(request, failure)
-
-    @app.handle_errors(NotFound)
-    def _not_found(self, request: IRequest, failure: Any) -> bytes:
-        return shaped_error(request, 404, f"Unknown route {request.path.decode('latin-1', 'replace')}.")
-
-    @app.handle_errors(MethodNotAllowed)
-    def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
-        method = request.method.decode("latin-1", "replace")
-        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use POST.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        return answer_unexpected(request, failure)
+    install_error_handlers(app)
 
     # -- OpenAI --
 

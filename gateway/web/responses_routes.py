@@ -21,7 +21,6 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway import observe
 from gateway.compat import images, responses_request, responses_response
@@ -33,7 +32,7 @@ from gateway.protocol.errors import GatewayError
 from gateway.protocol.models import strip_models_prefix
 from gateway.team.service import client_key
 from gateway.web.app import read_json
-from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, answer_gateway_error, answer_unexpected, shaped_error
+from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, install_error_handlers
 
 log = Logger()
 
@@ -94,24 +93,7 @@ class ResponsesApp:
 
     # -- errors (the OpenAI shape on every path here) --
 
-    @app.handle_errors(GatewayError)
-    def _gateway_error(self, request: IRequest, failure: Any) -> bytes:
-        return answer_gateway_error(request, failure)
-
-    @app.handle_errors(NotFound)
-    def _not_found(self, request: IRequest, failure: Any) -> bytes:
-        return shaped_error(request, 404, f"Unknown route {request.path.decode('latin-1', 'replace')}.")
-
-    @app.handle_errors(MethodNotAllowed)
-    def _not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        request.setHeader(b"Allow", ", ".join(failure.value.valid_methods or []).encode())
-        method = request.method.decode("latin-1", "replace")
-        allowed = " or ".join(m for m in (failure.value.valid_methods or ["POST"]) if m != "HEAD")
-        return shaped_error(request, 405, f"Method {method} is not allowed on {request.path.decode('latin-1', 'replace')}; use {allowed}.")
-
-    @app.handle_errors(Exception)
-    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        return answer_unexpected(request, failure)
+    install_error_handlers(app)
 
     # -- Responses --
 
