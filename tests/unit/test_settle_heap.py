@@ -1,0 +1,17 @@
+"""settle_heap: start-up objects frozen, and the young generation collected far less often."""
+
+import gc
+
+from gateway.tap import GC_THRESHOLDS, settle_heap
+
+
+def test_settle_heap_freezes_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+        assert GC_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
