@@ -130,6 +130,8 @@ def help_text(prog: list[str]) -> str:
         argv = [sys.executable, str(ROOT / "bench" / "scaling.py"), "--help"]
     elif head == "bench/run-instructions":
         argv = [sys.executable, str(ROOT / "bench" / "instructions.py"), "--help"]
+    elif head == "bench/run-gc":
+        argv = [sys.executable, str(ROOT / "bench" / "gc_time.py"), "--help"]
     elif head == "curl":
         argv = ["curl", "--help", "all"]
     else:
@@ -169,7 +171,7 @@ INLINE = inline_commands()
 
 def test_the_docs_have_commands_and_every_program_is_known() -> None:
     assert len(COMMANDS) > 20
-    known = {"./scripts/run", "./scripts/test", "./scripts/demo", "./scripts/accounts", "bench/run", "bench/run-scaling", "bench/run-instructions", "curl"}
+    known = {"./scripts/run", "./scripts/test", "./scripts/demo", "./scripts/accounts", "bench/run", "bench/run-scaling", "bench/run-instructions", "bench/run-gc", "curl"}
     for command in COMMANDS:
         prog, _ = program(command.argv)
         head = prog[0] if prog else ""
