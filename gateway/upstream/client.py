@@ -50,9 +50,13 @@ class UpstreamUnreachable(Exception):
 @attrs.frozen
 class UpstreamResponse:
     code: int
-    headers: dict[str, str]
     response: IResponse
     host: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, lower-cased names (read for failures only, so not built per call)."""
+        return lower_headers(self.response)
 
 
 def lower_headers(response: IResponse) -> dict[str, str]:
@@ -183,7 +187,7 @@ class UpstreamClient:
                 observer.host_fallback(host, str(response.code))
                 discard(response)
                 continue
-            return UpstreamResponse(response.code, lower_headers(response), response, host)
+            return UpstreamResponse(response.code, response, host)
         raise UpstreamUnreachable(
             f"no upstream host answered ({', '.join(self.hosts)}): {_describe(last_error)}"
         )
