@@ -153,6 +153,20 @@ def test_an_excluded_bound_account_is_not_reused_within_the_request() -> None:
     assert pool.choose("m", exclude=[first.email], session="conv").email != first.email  # type: ignore[union-attr]
 
 
+def test_a_bound_account_busy_or_excluded_keeps_its_binding() -> None:
+    pool, _, now = clock_pool(2, session_ttl=600, max_in_flight=1)
+    first = pool.acquire("m", session="conv").account
+    assert first is not None
+    other = pool.acquire("m", session="conv").account  # the bound one is at its limit
+    assert other is not None and other.email != first.email
+    pool.release(first.email)
+    pool.release(other.email)
+    now[0] += 1
+    assert pool.choose("m", exclude={first.email}, session="conv").email == other.email  # type: ignore[union-attr]
+    now[0] += 1
+    assert pool.acquire("m", session="conv").account == first  # still the conversation's account
+
+
 def test_quota_snapshots_steer_quota_aware_selection() -> None:
     pool, _, _ = clock_pool(2, policy=QuotaAware())
     pool.record_quota("u0@x.com", {"m": ModelQuota(0.1, 1e12)})
