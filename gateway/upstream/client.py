@@ -30,6 +30,8 @@ CONNECTION_ERRORS = (ConnectError, DNSLookupError, TxTimeoutError, ResponseNever
 #: 403 too: Cloud Code's hosts can refuse independently (PROTOCOL.md 2b), so another host may serve.
 NEXT_HOST_STATUSES = frozenset({403, 408, 404}) | frozenset(range(500, 600))
 MAX_ERROR_BODY = 256 * 1024
+#: (host, token) header sets kept by ``UpstreamClient._headers`` before the memo starts over.
+MAX_HEADER_SETS = 1024
 #: Seconds a body may go without a byte before the read fails ([upstream] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
 
@@ -130,23 +132,31 @@ class UpstreamClient:
         #: A string, or a callable read per call (the live client version: ``ClientVersion.user_agent``).
         self.user_agent = user_agent
         self.response_timeout = response_timeout
-        self._templates: dict[str, tuple[str, Headers]] = {}
+        self._prepared: dict[tuple[str, str], tuple[str, Headers]] = {}
 
     def _headers(self, host: str, token: str) -> Headers:
-        """The request headers for ``host``: a per-host template (with ``Host``, so the Agent
-        need not copy them again) plus this call's token."""
+        """The request headers for ``host`` and ``token``, built once per (host, token, user agent).
+
+        With ``Host`` among them the Agent uses them as they are, and nothing
+        after it writes to them, so one object serves every call with that
+        token (an account's token lives about an hour). Bounded: past
+        ``MAX_HEADER_SETS`` (a pool of many accounts) the memo starts over.
+        """
         agent = self.user_agent() if callable(self.user_agent) else self.user_agent
-        cached = self._templates.get(host)
-        if cached is None or cached[0] != agent:
-            cached = self._templates[host] = (agent, Headers({
-                b"Host": [_host_value(host)],
-                b"Content-Type": [b"application/json"],
-                b"User-Agent": [agent.encode()],
-                b"Accept-Encoding": [b"identity"],
-            }))
-        template = cached[1]
-        headers = template.copy()
-        headers.setRawHeaders(b"Authorization", [b"Bearer " + token.encode()])
+        key = (host, token)
+        cached = self._prepared.get(key)
+        if cached is not None and cached[0] == agent:
+            return cached[1]
+        headers = Headers({
+            b"Host": [_host_value(host)],
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [agent.encode()],
+            b"Accept-Encoding": [b"identity"],
+            b"Authorization": [b"Bearer " + token.encode()],
+        })
+        if len(self._prepared) >= MAX_HEADER_SETS:
+            self._prepared.clear()
+        self._prepared[key] = (agent, headers)
         return headers
 
     async def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> UpstreamResponse:
