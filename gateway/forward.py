@@ -346,7 +346,7 @@ class Forwarder:
         """An account now in flight; waits (bounded by ``queue_timeout``) while all are busy."""
         deadline: float | None = None
         while True:
-            self.pool.maybe_reload()
+            self.pool.maybe_reload(throttled=True)
             pick = self.pool.acquire(select_model, exclude, session) if self.shared is None else \
                 await self.shared.acquire(self.pool, select_model, exclude, session)
             if pick.account is not None or not pick.busy:

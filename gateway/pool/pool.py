@@ -78,11 +78,16 @@ class AccountPool:
         *,
         session_ttl: float = 0.0,
         max_in_flight: int = 0,
+        check_interval: float = 0.0,
     ) -> None:
         self.backend = backend
         self.policy = policy
         self.clock = clock
         self.max_in_flight = max_in_flight
+        #: ``maybe_reload(throttled=True)`` asks the backend at most once per this many seconds
+        #: (``[accounts] store_check_interval``); 0: every time.
+        self.check_interval = check_interval
+        self._checked = -math.inf
         self.sessions = StickyBindings(session_ttl)
         self._states: dict[str, AccountState] = {}
         self._release_listeners: list[Callable[[], None]] = []
@@ -100,8 +105,18 @@ class AccountPool:
         self._absorb(self.backend.load())
         self.reloads += 1
 
-    def maybe_reload(self) -> bool:
-        """Reload when the backend says its data changed under us (another process, the CLI)."""
+    def maybe_reload(self, throttled: bool = False) -> bool:
+        """Reload when the backend says its data changed under us (another process, the CLI).
+
+        ``throttled`` (the request path): the backend is asked at most once per
+        ``check_interval`` seconds, so another writer's change is seen up to
+        that much later; the admin view and the quota poller ask every time.
+        """
+        if throttled and self.check_interval > 0:
+            now = self.clock()
+            if self._checked <= now < self._checked + self.check_interval:  # a clock set back: ask again
+                return False
+            self._checked = now
         changed = getattr(self.backend, "changed", None)
         if changed is None or not changed():
             return False
