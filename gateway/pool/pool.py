@@ -238,9 +238,10 @@ class AccountPool:
         state = self._states.get(email)
         if state is not None and state.in_flight > 0:
             state.in_flight -= 1
-        listeners, self._release_listeners = self._release_listeners, []
-        for listener in listeners:
-            listener()
+        if self._release_listeners:
+            listeners, self._release_listeners = self._release_listeners, []
+            for listener in listeners:
+                listener()
 
     def on_release(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` once, at the next release; returns a function that forgets it."""

@@ -7,7 +7,7 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol as TypingProtocol
+from typing import Any, Callable, Coroutine, Protocol as TypingProtocol
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -159,14 +159,14 @@ class UpstreamClient:
         self._prepared[key] = (agent, headers)
         return headers
 
-    async def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> UpstreamResponse:
-        """POST one v1internal method, moving to the next host where PROTOCOL says to."""
+    def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> Coroutine[Any, Any, UpstreamResponse]:
+        """POST one v1internal method, moving to the next host where PROTOCOL says to (await it)."""
         suffix = f"/v1internal:{method}" + ("?alt=sse" if stream else "")
-        return await self._each_host(b"POST", suffix, method, payload, token)
+        return self._each_host(b"POST", suffix, method, payload, token)
 
-    async def get(self, path: str, token: str) -> UpstreamResponse:
-        """GET ``{host}/v1internal/{path}`` (long-running operations)."""
-        return await self._each_host(b"GET", "/v1internal/" + path.lstrip("/"), "operation", None, token)
+    def get(self, path: str, token: str) -> Coroutine[Any, Any, UpstreamResponse]:
+        """GET ``{host}/v1internal/{path}`` (long-running operations; await it)."""
+        return self._each_host(b"GET", "/v1internal/" + path.lstrip("/"), "operation", None, token)
 
     async def _each_host(self, verb: bytes, suffix: str, method: str, payload: bytes | None, token: str) -> UpstreamResponse:
         last_error: Failure | None = None
