@@ -86,7 +86,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     strategy = SwappableAuth(AllowAll() if mode == "off" else build(IAuthStrategyFactory, settings.auth.strategy, "auth.strategy", settings))
 
     acc = settings.accounts
-    pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight)
+    pool = AccountPool(backend, policy, reactor.seconds, session_ttl=acc.session_ttl, max_in_flight=acc.max_in_flight,
+                       check_interval=acc.store_check_interval)
     # The client version comes from the update manifest, in the background (gateway.upstream.version).
     version = ClientVersion(http, reactor, url=up.version_url, floor=up.version_floor, template=up.user_agent,
                             interval=up.version_refresh_seconds, timeout=min(up.response_timeout, 30.0))

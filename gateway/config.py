@@ -125,6 +125,9 @@ class AccountsSettings:
     #: How long an account answered with 403 VALIDATION_REQUIRED rests (it stays enabled).
     validation_rest_seconds: float = 600.0
     quota_poll_interval: float = 300.0
+    #: Seconds between two looks (a ``stat``) at the account store for other writers' changes on the
+    #: request path; 0: at every request.
+    store_check_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -511,6 +514,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "validation_rest_seconds": _positive_float,
         "capacity_backoff": _non_negative_float,
         "quota_poll_interval": _non_negative_float,
+        "store_check_interval": _non_negative_float,
     },
     "models": {"mapper": _string, "mapping": _mapping},
     "metrics": {"enabled": _bool, "public": _bool, "listen": _endpoint_list},

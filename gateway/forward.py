@@ -346,7 +346,7 @@ class Forwarder:
         """An account now in flight; waits (bounded by ``queue_timeout``) while all are busy."""
         deadline: float | None = None
         while True:
-            self.pool.maybe_reload()
+            self.pool.maybe_reload(throttled=True)
             pick = self.pool.acquire(select_model, exclude, session) if self.shared is None else \
                 await self.shared.acquire(self.pool, select_model, exclude, session)
             if pick.account is not None or not pick.busy:
@@ -378,9 +378,12 @@ class Forwarder:
         email = account.email
         self.observer.attempt(email, model, method)
         try:
-            if token is None:
-                token = await self.tokens.token_for(email)
-            project = await self.projects.project_for(email, token) if needs_project else account.project_id
+            if token is None:  # the stored token when it is valid (no Deferred), else a refresh
+                token = self.tokens.ready(email) or await self.tokens.token_for(email)
+            if needs_project:
+                project = self.projects.known(email) or await self.projects.project_for(email, token)
+            else:
+                project = account.project_id
         except InvalidGrant as e:
             return self._next(tries, email, GatewayError(503, f"A pool account was disabled: {e}. Re-authorise it, then retry."), "invalid_grant")
         except AccountIneligible as e:
@@ -400,7 +403,7 @@ class Forwarder:
             empty, replay = await peek_stream(answer.response, self.reactor, self.client.response_timeout)
             if empty:
                 return self._empty_stream(tries, email, token)
-            answer = attrs.evolve(answer, response=replay)
+            answer = UpstreamResponse(answer.code, replay, answer.host)
         if answer.code == 200:
             self.pool.succeeded(email)
             return self._forwarded(answer, account, tries.attempts)
@@ -527,7 +530,7 @@ class Forwarder:
             release()  # treq never delivers an empty body, so nothing would release it
         else:
             response = ReleasingResponse(response, release)
-        return Forwarded(attrs.evolve(answer, response=response), account, attempts, release)
+        return Forwarded(UpstreamResponse(answer.code, response, answer.host), account, attempts, release)
 
     def _give_up(self, tries: _Tries, model: str, select_model: str | None) -> GatewayError:
         """The error for a request no attempt could serve."""

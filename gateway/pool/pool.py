@@ -11,7 +11,7 @@ once, re-read under the backend's lock so another process's update survives.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import AbstractSet, Callable, Iterable
 
 import attrs
 
@@ -78,11 +78,16 @@ class AccountPool:
         *,
         session_ttl: float = 0.0,
         max_in_flight: int = 0,
+        check_interval: float = 0.0,
     ) -> None:
         self.backend = backend
         self.policy = policy
         self.clock = clock
         self.max_in_flight = max_in_flight
+        #: ``maybe_reload(throttled=True)`` asks the backend at most once per this many seconds
+        #: (``[accounts] store_check_interval``); 0: every time.
+        self.check_interval = check_interval
+        self._checked = -math.inf
         self.sessions = StickyBindings(session_ttl)
         self._states: dict[str, AccountState] = {}
         self._release_listeners: list[Callable[[], None]] = []
@@ -100,8 +105,18 @@ class AccountPool:
         self._absorb(self.backend.load())
         self.reloads += 1
 
-    def maybe_reload(self) -> bool:
-        """Reload when the backend says its data changed under us (another process, the CLI)."""
+    def maybe_reload(self, throttled: bool = False) -> bool:
+        """Reload when the backend says its data changed under us (another process, the CLI).
+
+        ``throttled`` (the request path): the backend is asked at most once per
+        ``check_interval`` seconds, so another writer's change is seen up to
+        that much later; the admin view and the quota poller ask every time.
+        """
+        if throttled and self.check_interval > 0:
+            now = self.clock()
+            if self._checked <= now < self._checked + self.check_interval:  # a clock set back: ask again
+                return False
+            self._checked = now
         changed = getattr(self.backend, "changed", None)
         if changed is None or not changed():
             return False
@@ -158,43 +173,61 @@ class AccountPool:
 
     def choose(self, model: str | None, exclude: Iterable[str] = (), session: str | None = None) -> Account | None:
         """An account for one attempt at ``model``, never one in ``exclude`` (not marked in flight)."""
-        return self._pick(model, set(exclude), session, lease=False).account
+        return self._pick(model, _as_set(exclude), session, lease=False).account
 
     def acquire(self, model: str | None, exclude: Iterable[str] = (), session: str | None = None) -> Pick:
         """Like ``choose``, and the account is in flight until ``release``."""
-        return self._pick(model, set(exclude), session, lease=True)
+        return self._pick(model, _as_set(exclude), session, lease=True)
 
-    def _pick(self, model: str | None, excluded: set[str], session: str | None, lease: bool) -> Pick:
+    def _can_serve(self, state: AccountState, model: str | None, now: float, excluded: AbstractSet[str]) -> bool:
+        """Whether ``state`` may take this attempt now: usable for ``model``, not excluded, below its limit."""
+        return (
+            health.blocked_until(state.account, model, now, self.spend_credits) == 0.0
+            and state.account.email not in excluded
+            and (not self.max_in_flight or state.in_flight < self.max_in_flight)
+        )
+
+    def _pick(self, model: str | None, excluded: AbstractSet[str], session: str | None, lease: bool) -> Pick:
         now = self.clock()
-        healthy: list[AccountState] = []
+        sticky = session is not None and self.sessions.enabled
+        bound = self.sessions.get(session, model or "", now) if sticky and session is not None else None
+        if bound is not None:
+            # A conversation's account that can serve: the same choice as below, without the scan.
+            state = self._states.get(bound)
+            if state is not None and self._can_serve(state, model, now, excluded):
+                return self._take(state, session, model, now, lease)
+        free: list[AccountState] = []
+        busy = False
         earliest = math.inf
         for state in self._states.values():
             until = health.blocked_until(state.account, model, now, self.spend_credits)
             if until == 0.0:
-                healthy.append(state)
+                if state.account.email in excluded:
+                    continue
+                if self.max_in_flight and state.in_flight >= self.max_in_flight:
+                    busy = True
+                    continue
+                free.append(state)
             elif until != health.FOREVER:
                 earliest = min(earliest, until)
-        candidates = [s for s in healthy if s.email not in excluded]
-        free = [s for s in candidates if not self.max_in_flight or s.in_flight < self.max_in_flight]
         if not free:
-            if candidates:
+            if busy:
                 return Pick(None, busy=True)
             return Pick(None, earliest=None if earliest == math.inf else earliest)
-        picked: AccountState | None = None
-        sticky = session is not None and self.sessions.enabled
-        bound = self.sessions.get(session, model or "", now) if sticky and session is not None else None
-        if bound is not None:
-            picked = next((s for s in free if s.email == bound), None)
+        picked = self.policy.choose(free, model, now)
         if picked is None:
-            picked = self.policy.choose(free, model, now)
-            if picked is None:
-                return Pick(None)
-            healthy_emails = {s.email for s in healthy}
-            rebind = bound is None or bound not in healthy_emails
-        else:
-            rebind = True  # a use restarts the binding's TTL
-        if sticky and session is not None and rebind:
-            self.sessions.bind(session, model or "", picked.email, now)
+            return Pick(None)
+        # A binding to an account that is still healthy (only excluded or busy now) is kept.
+        if bound is not None:
+            state = self._states.get(bound)
+            if state is not None and health.blocked_until(state.account, model, now, self.spend_credits) == 0.0:
+                session = None
+        return self._take(picked, session if sticky else None, model, now, lease)
+
+    def _take(self, picked: AccountState, bind: str | None, model: str | None, now: float, lease: bool) -> Pick:
+        """``picked`` serves this attempt; ``bind``: the session it now belongs to (TTL restarted)."""
+        if bind is not None:
+            self.sessions.bind(bind, model or "", picked.account.email, now)
         picked.last_used = now
         if lease:
             picked.in_flight += 1
@@ -205,9 +238,10 @@ class AccountPool:
         state = self._states.get(email)
         if state is not None and state.in_flight > 0:
             state.in_flight -= 1
-        listeners, self._release_listeners = self._release_listeners, []
-        for listener in listeners:
-            listener()
+        if self._release_listeners:
+            listeners, self._release_listeners = self._release_listeners, []
+            for listener in listeners:
+                listener()
 
     def on_release(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` once, at the next release; returns a function that forgets it."""
@@ -290,3 +324,8 @@ class AccountPool:
             state.failures += 1
             state.last_error = reason
             state.last_error_at = self.clock()
+
+
+def _as_set(items: Iterable[str]) -> AbstractSet[str]:
+    """``items`` for membership tests; a set the caller passed is read as it is (``_pick`` never changes it)."""
+    return items if isinstance(items, (set, frozenset)) else set(items)

@@ -13,11 +13,11 @@ from collections import OrderedDict
 import attrs
 
 
-@attrs.frozen
+@attrs.define
 class Binding:
     email: str
     model: str
-    expires: float
+    expires: float  # pushed back in place on each use (a use per request: no new record for it)
 
 
 class StickyBindings:
@@ -49,7 +49,11 @@ class StickyBindings:
         if not self.enabled:
             return
         key = (session, model)
-        self._bindings[key] = Binding(email, model, now + self.ttl)
+        binding = self._bindings.get(key)
+        if binding is not None and binding.email == email:
+            binding.expires = now + self.ttl
+        else:
+            self._bindings[key] = Binding(email, model, now + self.ttl)
         self._bindings.move_to_end(key)
         while len(self._bindings) > self.max_entries:
             self._bindings.popitem(last=False)

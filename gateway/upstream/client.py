@@ -7,7 +7,7 @@ failure means for the account is decided by ``gateway.protocol.classify``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol as TypingProtocol
+from typing import Any, Callable, Coroutine, Protocol as TypingProtocol
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -30,6 +30,8 @@ CONNECTION_ERRORS = (ConnectError, DNSLookupError, TxTimeoutError, ResponseNever
 #: 403 too: Cloud Code's hosts can refuse independently (PROTOCOL.md 2b), so another host may serve.
 NEXT_HOST_STATUSES = frozenset({403, 408, 404}) | frozenset(range(500, 600))
 MAX_ERROR_BODY = 256 * 1024
+#: (host, token) header sets kept by ``UpstreamClient._headers`` before the memo starts over.
+MAX_HEADER_SETS = 1024
 #: Seconds a body may go without a byte before the read fails ([upstream] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
 
@@ -50,9 +52,13 @@ class UpstreamUnreachable(Exception):
 @attrs.frozen
 class UpstreamResponse:
     code: int
-    headers: dict[str, str]
     response: IResponse
     host: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, lower-cased names (read for failures only, so not built per call)."""
+        return lower_headers(self.response)
 
 
 def lower_headers(response: IResponse) -> dict[str, str]:
@@ -126,33 +132,41 @@ class UpstreamClient:
         #: A string, or a callable read per call (the live client version: ``ClientVersion.user_agent``).
         self.user_agent = user_agent
         self.response_timeout = response_timeout
-        self._templates: dict[str, tuple[str, Headers]] = {}
+        self._prepared: dict[tuple[str, str], tuple[str, Headers]] = {}
 
     def _headers(self, host: str, token: str) -> Headers:
-        """The request headers for ``host``: a per-host template (with ``Host``, so the Agent
-        need not copy them again) plus this call's token."""
+        """The request headers for ``host`` and ``token``, built once per (host, token, user agent).
+
+        With ``Host`` among them the Agent uses them as they are, and nothing
+        after it writes to them, so one object serves every call with that
+        token (an account's token lives about an hour). Bounded: past
+        ``MAX_HEADER_SETS`` (a pool of many accounts) the memo starts over.
+        """
         agent = self.user_agent() if callable(self.user_agent) else self.user_agent
-        cached = self._templates.get(host)
-        if cached is None or cached[0] != agent:
-            cached = self._templates[host] = (agent, Headers({
-                b"Host": [_host_value(host)],
-                b"Content-Type": [b"application/json"],
-                b"User-Agent": [agent.encode()],
-                b"Accept-Encoding": [b"identity"],
-            }))
-        template = cached[1]
-        headers = template.copy()
-        headers.setRawHeaders(b"Authorization", [b"Bearer " + token.encode()])
+        key = (host, token)
+        cached = self._prepared.get(key)
+        if cached is not None and cached[0] == agent:
+            return cached[1]
+        headers = Headers({
+            b"Host": [_host_value(host)],
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [agent.encode()],
+            b"Accept-Encoding": [b"identity"],
+            b"Authorization": [b"Bearer " + token.encode()],
+        })
+        if len(self._prepared) >= MAX_HEADER_SETS:
+            self._prepared.clear()
+        self._prepared[key] = (agent, headers)
         return headers
 
-    async def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> UpstreamResponse:
-        """POST one v1internal method, moving to the next host where PROTOCOL says to."""
+    def call(self, method: str, payload: bytes, token: str, *, stream: bool = False) -> Coroutine[Any, Any, UpstreamResponse]:
+        """POST one v1internal method, moving to the next host where PROTOCOL says to (await it)."""
         suffix = f"/v1internal:{method}" + ("?alt=sse" if stream else "")
-        return await self._each_host(b"POST", suffix, method, payload, token)
+        return self._each_host(b"POST", suffix, method, payload, token)
 
-    async def get(self, path: str, token: str) -> UpstreamResponse:
-        """GET ``{host}/v1internal/{path}`` (long-running operations)."""
-        return await self._each_host(b"GET", "/v1internal/" + path.lstrip("/"), "operation", None, token)
+    def get(self, path: str, token: str) -> Coroutine[Any, Any, UpstreamResponse]:
+        """GET ``{host}/v1internal/{path}`` (long-running operations; await it)."""
+        return self._each_host(b"GET", "/v1internal/" + path.lstrip("/"), "operation", None, token)
 
     async def _each_host(self, verb: bytes, suffix: str, method: str, payload: bytes | None, token: str) -> UpstreamResponse:
         last_error: Failure | None = None
@@ -183,7 +197,7 @@ class UpstreamClient:
                 observer.host_fallback(host, str(response.code))
                 discard(response)
                 continue
-            return UpstreamResponse(response.code, lower_headers(response), response, host)
+            return UpstreamResponse(response.code, response, host)
         raise UpstreamUnreachable(
             f"no upstream host answered ({', '.join(self.hosts)}): {_describe(last_error)}"
         )

@@ -165,6 +165,16 @@ class AccessTokens:
             return succeed(account.access_token or "")
         return self._refreshing.run(email, lambda: self._refresh(email))
 
+    def ready(self, email: str) -> str | None:
+        """The stored token when :meth:`token_for` would hand it out at once, else None.
+
+        The request path's common case, without a Deferred to create and await.
+        """
+        account = self._pool.get(email)
+        if account is None or email in self._refreshing or not account.token_valid(self._clock(), self._margin):
+            return None
+        return account.access_token
+
     async def _refresh(self, email: str) -> str:
         if self.shared is not None:
             return await self.shared.refresh(self._pool, email, lambda: self._refresh_here(email))

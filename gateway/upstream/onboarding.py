@@ -180,6 +180,11 @@ class ProjectResolver:
             return self._discovering.run(email, lambda: self._discover_shared(email, token))
         return self._discovering.run(email, lambda: self._discover(email, token))
 
+    def known(self, email: str) -> str | None:
+        """The stored project, as :meth:`project_for` (not forced) hands it out; None: ask that."""
+        account = self._pool.get(email)
+        return account.project_id if account is not None else None
+
     def stale(self, email: str) -> None:
         """What loadCodeAssist said is known to be out of date (e.g. credits refused): read it again next time."""
         self._loaded.pop(email, None)

@@ -146,7 +146,8 @@ def start_stack(
         # No client_id: accounts refresh with the built-in default client (antigravity), which the emulator knows.
         version_url=emulator.url + "/manifest/latest-arm64-mac.yml",
     )
-    gateway_settings = config.override(gateway_settings, "accounts", path=str(store))
+    # Tests edit the store and expect the very next request to see it: no [accounts] store_check_interval.
+    gateway_settings = config.override(gateway_settings, "accounts", path=str(store), store_check_interval=0.0)
     for section, changes in settings.items():
         gateway_settings = config.override(gateway_settings, section, **changes)
     gateway = assemble(gateway_settings, reactor)

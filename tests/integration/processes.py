@@ -174,6 +174,7 @@ def gateway_toml(listen: str, emulator_url: str, store: Path, extra: str = "", s
         + upstream
         + "[accounts]\n"
         f'path = "{store}"\n'
+        "store_check_interval = 0\n"  # tests edit the store and expect the next request to see it
         + extra
     )
 

@@ -153,6 +153,20 @@ def test_an_excluded_bound_account_is_not_reused_within_the_request() -> None:
     assert pool.choose("m", exclude=[first.email], session="conv").email != first.email  # type: ignore[union-attr]
 
 
+def test_a_bound_account_busy_or_excluded_keeps_its_binding() -> None:
+    pool, _, now = clock_pool(2, session_ttl=600, max_in_flight=1)
+    first = pool.acquire("m", session="conv").account
+    assert first is not None
+    other = pool.acquire("m", session="conv").account  # the bound one is at its limit
+    assert other is not None and other.email != first.email
+    pool.release(first.email)
+    pool.release(other.email)
+    now[0] += 1
+    assert pool.choose("m", exclude={first.email}, session="conv").email == other.email  # type: ignore[union-attr]
+    now[0] += 1
+    assert pool.acquire("m", session="conv").account == first  # still the conversation's account
+
+
 def test_quota_snapshots_steer_quota_aware_selection() -> None:
     pool, _, _ = clock_pool(2, policy=QuotaAware())
     pool.record_quota("u0@x.com", {"m": ModelQuota(0.1, 1e12)})
@@ -181,3 +195,47 @@ def test_maybe_reload_picks_up_store_changes(tmp_path: object) -> None:
     path.write_text("{broken")
     assert pool.maybe_reload() is False and "not valid JSON" in (pool.store_error or "")
     assert pool.choose("m") is not None  # keeps serving from memory
+
+
+class ChangingBackend(MemoryBackend):
+    """A backend another writer changes: ``changed`` says so once per outside edit."""
+
+    def __init__(self, accounts: list[Account]) -> None:
+        super().__init__(accounts)
+        self.asked = 0
+        self.edited = False
+
+    def changed(self) -> bool:
+        self.asked += 1
+        edited, self.edited = self.edited, False
+        return edited
+
+
+def test_the_request_path_asks_the_store_at_most_once_per_check_interval() -> None:
+    backend = ChangingBackend([Account("u0@x.com", "rt0")])
+    now = [100.0]
+    pool = AccountPool(backend, RoundRobin(), lambda: now[0], check_interval=1.0)
+    assert pool.maybe_reload(throttled=True) is False and backend.asked == 1
+    backend.accounts.append(Account("u1@x.com", "rt1"))
+    backend.edited = True
+    now[0] += 0.5
+    assert pool.maybe_reload(throttled=True) is False and backend.asked == 1  # not asked again yet
+    assert len(pool.states()) == 1
+    now[0] += 0.5
+    assert pool.maybe_reload(throttled=True) is True and len(pool.states()) == 2  # a second after the last look
+    now[0] -= 30  # the clock was set back: the next request looks again
+    pool.maybe_reload(throttled=True)
+    assert backend.asked == 3
+
+
+def test_unthrottled_checks_and_interval_zero_ask_every_time() -> None:
+    backend = ChangingBackend([Account("u0@x.com", "rt0")])
+    pool = AccountPool(backend, RoundRobin(), lambda: 100.0, check_interval=1.0)
+    pool.maybe_reload(throttled=True)
+    pool.maybe_reload()  # the admin view, the quota poller
+    assert backend.asked == 2
+    every = ChangingBackend([Account("u0@x.com", "rt0")])
+    pool = AccountPool(every, RoundRobin(), lambda: 100.0)
+    for _ in range(3):
+        pool.maybe_reload(throttled=True)
+    assert every.asked == 3
