@@ -23,6 +23,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gateway.upstream.deadline import HANDLER, Handler
 from gateway.web.failures import log_unhandled, unhandled
 
 if TYPE_CHECKING:
@@ -34,22 +35,25 @@ MODEL_CALL = re.compile(
 log = Logger()
 
 
-class _Call:
-    """One model call in flight: finishes the request with the handler's answer or error."""
+class _Call(Handler):
+    """One model call in flight: finishes the request with the handler's answer or error.
 
-    __slots__ = ("app", "request", "finished", "handler")
+    It is also the handler (``deferred``) the overall deadline cancels (``gateway.upstream.deadline``).
+    """
+
+    __slots__ = ("app", "request", "finished")
 
     def __init__(self, app: "GatewayApp", request: IRequest) -> None:
+        super().__init__()
         self.app = app
         self.request = request
         self.finished = False
-        self.handler: Deferred[Any] | None = None
 
     def ended(self, result: Any) -> None:
         """``notifyFinish``: the response is done, or the client went away (cancel the handler)."""
         self.finished = True
-        if isinstance(result, Failure) and self.handler is not None:
-            self.handler.cancel()
+        if isinstance(result, Failure) and self.deferred is not None:
+            self.deferred.cancel()
 
     def answered(self, body: bytes | None) -> None:
         if self.finished:
@@ -83,7 +87,11 @@ class ModelCalls(Resource):
         call = _Call(self.app, request)
         request.notifyFinish().addBoth(call.ended)
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
-        handler = call.handler = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
+        token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
+        try:
+            handler = call.deferred = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
+        finally:
+            HANDLER.reset(token)
         handler.addCallbacks(call.answered, call.failed)
         handler.addErrback(unhandled(log))
         return NOT_DONE_YET
