@@ -84,6 +84,10 @@ class ModelCalls(Resource):
         match = MODEL_CALL.match(request.path) if request.method == b"POST" else None
         if match is None:
             return self.klein.render(request)
+        return self.start(request, match)
+
+    def start(self, request: IRequest, match: "re.Match[bytes]") -> Any:
+        """Run the handler for the model call ``match`` (of :data:`MODEL_CALL` on the request's path)."""
         call = _Call(self.app, request)
         request.notifyFinish().addBoth(call.ended)
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
