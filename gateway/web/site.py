@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextvars
 import io
 import ipaddress
+import os
 import re
-import uuid
+from binascii import hexlify
 from typing import Any, Iterable
 
 import attrs
@@ -48,6 +49,11 @@ class Limits:
     max_url_bytes: int = 8192
     client_timeout: float = 30.0
     min_body_rate: int = 1024
+
+
+def new_request_id() -> bytes:
+    """32 random hex digits (as ``uuid4().hex``, without building a UUID: ~3 µs less per request)."""
+    return hexlify(os.urandom(16))
 
 
 class _Discard(io.RawIOBase):
@@ -228,7 +234,7 @@ class GatewayRequest(Request):
 
     def process(self) -> None:
         incoming = self.requestHeaders.getRawHeaders(REQUEST_ID)
-        rid = incoming[-1] if incoming and _SAFE_ID.match(incoming[-1]) else uuid.uuid4().hex.encode()
+        rid = incoming[-1] if incoming and _SAFE_ID.match(incoming[-1]) else new_request_id()
         self.request_id = rid.decode()
         self.responseHeaders.setRawHeaders(REQUEST_ID, [rid])
         self.observation = self.observer.request_started(
@@ -302,6 +308,7 @@ class GatewayChannel(HTTPChannel):
     _phase: str | None = None  # None (between requests), "head", "body"
     _head_bytes = 0
     _header_count = 0
+    _header_limit = 0
     _window_bytes = 0
     _timer: Any = None
     _receiving = 0  # nesting depth of dataReceived (timers started inside are armed when it returns)
@@ -311,9 +318,24 @@ class GatewayChannel(HTTPChannel):
     _line_path: bytes = b""  # the target (and method) of the request line in progress, for refusals
     _line_method: bytes = b""
 
+    _peer: Any = None
+    _host: Any = None
+
     @property
     def limits(self) -> Limits:
         return getattr(self.site, "limits", None) or Limits()
+
+    def getPeer(self) -> Any:
+        """The client's address, built once per connection (Twisted's builds one on every call,
+        and every Request asks)."""
+        if self._peer is None:
+            self._peer = self.transport.getPeer()
+        return self._peer
+
+    def getHost(self) -> Any:
+        if self._host is None:
+            self._host = self.transport.getHost()
+        return self._host
 
     def connectionMade(self) -> None:
         limits = self.limits
@@ -346,14 +368,15 @@ class GatewayChannel(HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
             return
-        limits = self.limits
         if self._phase is None:
             if not line:
                 super().lineReceived(line)
                 return
+            limits = self.limits
             self._phase = "head"
             self._head_bytes = 0
             self._header_count = 0
+            self._header_limit = limits.max_header_bytes  # read once per request, not per header line
             parts = line.split(b" ")
             self._line_method = parts[0]
             self._line_path = parts[1] if len(parts) >= 2 else b""
@@ -365,8 +388,8 @@ class GatewayChannel(HTTPChannel):
             self._head_bytes += len(line) + 2
             if line[:1] not in (b" ", b"\t"):
                 self._header_count += 1
-            if self._head_bytes > limits.max_header_bytes or self._header_count > MAX_HEADER_COUNT:
-                self.refuse(431, f"The request headers are larger than the gateway's limit of {limits.max_header_bytes} "
+            if self._head_bytes > self._header_limit or self._header_count > MAX_HEADER_COUNT:
+                self.refuse(431, f"The request headers are larger than the gateway's limit of {self._header_limit} "
                                  f"bytes or {MAX_HEADER_COUNT} fields ([server] max_header_bytes).")
                 return
         super().lineReceived(line)
@@ -454,7 +477,7 @@ class GatewayChannel(HTTPChannel):
             request._rejected = True
             request.content = _Discard()
         self.dataReceived = lambda data: None  # type: ignore[method-assign]
-        rid = uuid.uuid4().hex
+        rid = new_request_id().decode()
         code, body = path_error_bytes(self._refused_path(), code, message)
         head = (
             b"HTTP/1.1 %d %s\r\n" % (code, REASONS.get(code, b"Error"))
