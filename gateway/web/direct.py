@@ -33,6 +33,7 @@ MODEL_CALL = re.compile(
     rb"^/(v1beta|v1|v1alpha)/models/([A-Za-z0-9._\-]+:(?:generateContent|streamGenerateContent|countTokens))$"
 )
 log = Logger()
+_unhandled = unhandled(log)
 
 
 class _Call(Handler):
@@ -89,7 +90,11 @@ class ModelCalls(Resource):
     def start(self, request: IRequest, match: "re.Match[bytes]") -> Any:
         """Run the handler for the model call ``match`` (of :data:`MODEL_CALL` on the request's path)."""
         call = _Call(self.app, request)
-        request.notifyFinish().addBoth(call.ended)
+        on_end = getattr(request, "on_end", None)  # GatewayRequest's: no Deferred per request
+        if on_end is not None:
+            on_end(call.ended)
+        else:
+            request.notifyFinish().addBoth(call.ended)
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
         token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
         try:
@@ -97,5 +102,5 @@ class ModelCalls(Resource):
         finally:
             HANDLER.reset(token)
         handler.addCallbacks(call.answered, call.failed)
-        handler.addErrback(unhandled(log))
+        handler.addErrback(_unhandled)
         return NOT_DONE_YET

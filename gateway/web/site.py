@@ -17,13 +17,14 @@ import ipaddress
 import os
 import re
 from binascii import hexlify
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.web.http import HTTPChannel
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
 
 from gateway import observe
@@ -143,6 +144,7 @@ class GatewayRequest(Request):
     request_id = ""
     observation: observe.Observation | None = None
     stream_relay: Any = None
+    _ended: Callable[[Failure | None], Any] | None = None
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         # The gateway takes JSON only. Twisted would otherwise sniff every POST's
@@ -204,12 +206,21 @@ class GatewayRequest(Request):
         self.finish()
         return reason
 
+    def on_end(self, callback: Callable[[Failure | None], Any]) -> None:
+        """``notifyFinish`` without a Deferred, for one listener (the model calls ask on every
+        request): ``callback(None)`` once the response is done, or ``callback(failure)`` when the
+        client went away first."""
+        self._ended = callback
+
     def _cleanup(self) -> None:
         if self.producer is not None:
             # Twisted would log a RuntimeError naming the full URI, ?key= and all.
             _log.warn("a producer was still registered when {path} finished", path=(self.path or b"").decode("latin-1", "replace")[:200])
             self.unregisterProducer()
         super()._cleanup()
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended(None)
 
     def _handleStar(self) -> None:
         """``OPTIONS *`` / ``GET *`` (Twisted answers them itself, empty): JSON like every other answer."""
@@ -266,6 +277,9 @@ class GatewayRequest(Request):
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended(reason)
         if not self.finished:
             self.observer.request_finished(self.observation, 499)
 
