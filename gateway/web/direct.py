@@ -56,6 +56,16 @@ class _Call(Handler):
         if isinstance(result, Failure) and self.deferred is not None:
             self.deferred.cancel()
 
+    def settled(self, result: Any) -> None:
+        """The handler's answer or error, written; anything raised while writing is logged."""
+        try:
+            if isinstance(result, Failure):
+                self.failed(result)
+            else:
+                self.answered(result)
+        except Exception:
+            _unhandled(Failure())
+
     def answered(self, body: bytes | None) -> None:
         if self.finished:
             return
@@ -101,6 +111,5 @@ class ModelCalls(Resource):
             handler = call.deferred = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
         finally:
             HANDLER.reset(token)
-        handler.addCallbacks(call.answered, call.failed)
-        handler.addErrback(_unhandled)
+        handler.addBoth(call.settled)
         return NOT_DONE_YET

@@ -301,19 +301,17 @@ class GatewayRequest(Request):
 
 
 class _Unarmed:
-    """A channel timer started inside ``dataReceived``: armed when that returns, unless cancelled first."""
+    """A channel timer started inside ``dataReceived``: armed when that returns, unless cancelled first.
+    Two constant instances (the head's and the body's), so a request that arrives whole allocates none."""
 
-    __slots__ = ("seconds", "call")
+    __slots__ = ("method",)
 
-    def __init__(self, seconds: float, call: Any) -> None:
-        self.seconds = seconds
-        self.call = call
+    def __init__(self, method: str) -> None:
+        self.method = method  # the GatewayChannel method the timer calls
 
-    def active(self) -> bool:
-        return True
 
-    def cancel(self) -> None:
-        pass
+_HEAD_TIMER = _Unarmed("_head_too_slow")
+_BODY_TIMER = _Unarmed("_check_body_rate")
 
 
 class GatewayChannel(HTTPChannel):
@@ -367,7 +365,7 @@ class GatewayChannel(HTTPChannel):
         # line dribbled a byte at a time, or never ended, still gets its 408.
         if (data and self._phase is None and self._timer is None and not self._refused
                 and not getattr(self, "_handlingRequest", False)):
-            self._start_timer(self.limits.client_timeout, self._head_too_slow)
+            self._start_timer(_HEAD_TIMER)
         # A whole request usually arrives in one read: its head and body timers would be set and
         # cancelled within this call. They are armed only if still wanted when it returns.
         self._receiving += 1
@@ -376,8 +374,8 @@ class GatewayChannel(HTTPChannel):
         finally:
             self._receiving -= 1
             timer = self._timer
-            if self._receiving == 0 and isinstance(timer, _Unarmed):
-                self._timer = self.callLater(timer.seconds, timer.call)
+            if self._receiving == 0 and timer.__class__ is _Unarmed:
+                self._timer = self.callLater(self.limits.client_timeout, getattr(self, timer.method))
 
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
@@ -430,9 +428,8 @@ class GatewayChannel(HTTPChannel):
         if self.length != 0:
             self._phase = "body"
             self._window_bytes = 0
-            limits = self.limits
-            if limits.min_body_rate > 0:
-                self._start_timer(limits.client_timeout, self._check_body_rate)
+            if self.limits.min_body_rate > 0:
+                self._start_timer(_BODY_TIMER)
 
     # -- the body --
 
@@ -468,16 +465,19 @@ class GatewayChannel(HTTPChannel):
                              f"bytes/s over {limits.client_timeout:g} s ([server] min_body_rate). Send the body at once.")
             return
         self._window_bytes = 0
-        self._start_timer(limits.client_timeout, self._check_body_rate)
+        self._start_timer(_BODY_TIMER)
 
-    def _start_timer(self, seconds: float, call: Any) -> None:
+    def _start_timer(self, timer: _Unarmed) -> None:
+        """Start the head's or the body's timer (``[server] client_timeout``), replacing any other."""
         self._cancel_timer()
-        self._timer = _Unarmed(seconds, call) if self._receiving else self.callLater(seconds, call)
+        self._timer = timer if self._receiving else self.callLater(self.limits.client_timeout, getattr(self, timer.method))
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            if timer.__class__ is not _Unarmed and timer.active():
+                timer.cancel()
 
     # -- answers without a Request --
 
