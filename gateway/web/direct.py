@@ -69,9 +69,13 @@ class _Call(Handler):
     def answered(self, body: bytes | None) -> None:
         if self.finished:
             return
+        request = self.request
         if body:
-            self.request.write(body)
-        self.request.finish()
+            if not getattr(request, "startedWriting", True):
+                # A whole answer goes out with its length (as Klein's did), not chunked: one write, no framing.
+                request.setHeader(b"Content-Length", b"%d" % len(body))
+            request.write(body)
+        request.finish()
 
     def failed(self, failure: Failure) -> None:
         if self.finished:
