@@ -363,13 +363,13 @@ class GatewayChannel(HTTPChannel):
         # The head's deadline runs from its first byte (not its first complete
         # line, and not reset by each byte as Twisted's idle timer is): a request
         # line dribbled a byte at a time, or never ended, still gets its 408.
-        if (data and self._phase is None and self._timer is None and not self._refused
-                and not getattr(self, "_handlingRequest", False)):
-            self._start_timer(_HEAD_TIMER)
         # A whole request usually arrives in one read: its head and body timers would be set and
         # cancelled within this call. They are armed only if still wanted when it returns.
         self._receiving += 1
         try:
+            if (data and self._phase is None and self._timer is None and not self._refused
+                    and not getattr(self, "_handlingRequest", False)):
+                self._start_timer(_HEAD_TIMER)
             super().dataReceived(data)
         finally:
             self._receiving -= 1
