@@ -37,19 +37,21 @@ def within(work: Coroutine[Any, Any, Any] | Deferred[Any], seconds: float, react
 
 
 class Handler:
-    """The Deferred running a request's handler coroutine (``deferred``, set once it has started),
-    and the timer of the deadline now running inside it, if any."""
+    """A request's handler: its coroutine, the Deferred running it (``deferred``, set once it has
+    started), and the timer of the deadline now running inside it, if any."""
 
-    __slots__ = ("deferred", "timer")
+    __slots__ = ("coroutine", "deferred", "timer")
 
     def __init__(self) -> None:
+        self.coroutine: Coroutine[Any, Any, Any] | None = None
         self.deferred: Deferred[Any] | None = None
         self.timer: Any = None
 
 
-#: The handler whose coroutine awaits the current code *directly* (``await``, not a Deferred of
-#: its own). Set by the resource that starts the handler; work it starts on a Deferred of its own
-#: inherits the value, so such work must not use :func:`inline_within` (it uses :func:`within`).
+#: The handler of the request the current code serves. Set by the resource that starts the
+#: handler (the handler's context keeps it). Work the handler starts on a Deferred of its own
+#: inherits the value although the handler does not await it directly: :func:`inline_within`
+#: therefore uses it only while the handler's own coroutine is running (it awaits the caller).
 HANDLER: ContextVar[Handler | None] = ContextVar("gateway_handler", default=None)
 
 
@@ -60,11 +62,11 @@ async def inline_within(work: Coroutine[Any, Any, Any], seconds: float, reactor:
     ``work`` is awaited in the handler's own coroutine chain, and the timer cancels the handler's
     Deferred, which cancels what the chain is waiting on, i.e. ``work``'s current wait: the same
     cancellation as :func:`within`'s, without running ``work`` on a Deferred of its own and
-    resuming the caller through it. A deadline already running in the handler (one inside
-    another) falls back to :func:`within`.
+    resuming the caller through it. Anywhere else (no handler; work the handler started on a
+    Deferred of its own, resumed later; a deadline inside another) it is :func:`within`.
     """
     handler = HANDLER.get()
-    if handler is None or handler.timer is not None:
+    if handler is None or handler.timer is not None or not getattr(handler.coroutine, "cr_running", False):
         return await within(work, seconds, reactor, error)
     expired = False
 

@@ -112,7 +112,8 @@ class ModelCalls(Resource):
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
         token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
         try:
-            handler = call.deferred = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
+            coroutine = call.coroutine = self.app.model_action(request, version, rest)
+            handler = call.deferred = Deferred.fromCoroutine(coroutine)
         finally:
             HANDLER.reset(token)
         handler.addBoth(call.settled)

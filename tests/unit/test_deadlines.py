@@ -104,7 +104,8 @@ def _handler_running(coroutine_function: Any) -> tuple[Any, Deferred[Any]]:
     handler = Handler()
     token = HANDLER.set(handler)
     try:
-        handler.deferred = Deferred.fromCoroutine(coroutine_function())
+        handler.coroutine = coroutine_function()
+        handler.deferred = Deferred.fromCoroutine(handler.coroutine)
     finally:
         HANDLER.reset(token)
     return handler, handler.deferred
@@ -176,3 +177,26 @@ def test_inline_within_nested_or_outside_a_handler_uses_within() -> None:
 
 async def _awaiting(d: Deferred[Any]) -> Any:
     return await d
+
+
+def test_work_the_handler_runs_on_a_deferred_of_its_own_uses_within() -> None:
+    """A task the handler started (e.g. a shared refresh), resumed later: its deadline must not cancel the handler."""
+    from gateway.upstream.deadline import inline_within
+
+    clock = MemoryReactorClock()
+    started: Deferred[None] = Deferred()
+    tasks: list[Deferred[Any]] = []
+
+    async def task() -> str:
+        await started  # resumed from the reactor later, not from the handler's coroutine
+        return await inline_within(_awaiting(Deferred()), 2, clock, lambda: RuntimeError("task too slow"))
+
+    async def handler() -> str:
+        tasks.append(Deferred.fromCoroutine(task()))  # inherits the handler's context
+        return await _awaiting(Deferred())
+
+    running, d = _handler_running(handler)
+    started.callback(None)
+    assert running.timer is None  # the task's deadline is its own
+    clock.advance(2.5)
+    assert _result(tasks[0]).value.args == ("task too slow",) and not d.called
