@@ -16,16 +16,19 @@ import io
 import ipaddress
 import os
 import re
+import time
 from binascii import hexlify
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote_to_bytes as unquote
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Request, Site
+from twisted.web.resource import _IEncodingResource
+from twisted.web.server import Request, Site, version
 
 from gateway import observe
 from gateway.observe import NULL_OBSERVER, RequestObserver
@@ -50,6 +53,17 @@ class Limits:
     max_url_bytes: int = 8192
     client_timeout: float = 30.0
     min_body_rate: int = 1024
+
+
+_date: list[Any] = [0, b""]
+
+
+def http_date() -> bytes:
+    """The ``Date`` header's value, formatted once per second (Twisted formats it per request)."""
+    now = int(time.time())
+    if now != _date[0]:
+        _date[0], _date[1] = now, datetimeToString(now)
+    return _date[1]
 
 
 def new_request_id() -> bytes:
@@ -145,6 +159,8 @@ class GatewayRequest(Request):
     observation: observe.Observation | None = None
     stream_relay: Any = None
     _ended: Callable[[Failure | None], Any] | None = None
+    _postpath: list[bytes] | None = None
+    _postpath_due = False
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         # The gateway takes JSON only. Twisted would otherwise sniff every POST's
@@ -257,7 +273,45 @@ class GatewayRequest(Request):
 
     def _process_observed(self) -> None:
         observe.bind(self.observation)
-        super().process()
+        self._serve()
+
+    def _serve(self) -> None:
+        """Twisted's ``server.Request.process``, less per-request work the model calls never use:
+        the ``Date`` header is formatted once per second, ``postpath`` when first read, and a
+        leaf root resource (the gateway's) is used without walking the path to it."""
+        site = self.site = self.channel.site
+        self.setHeader(b"Server", version)
+        self.setHeader(b"Date", http_date())
+        self.prepath = []
+        self._postpath_due = True
+        if self.path == b"*":
+            self._handleStar()
+            return
+        try:
+            root = site.resource
+            if getattr(root, "isLeaf", False):
+                self.sitepath = []
+                resrc = root
+            else:
+                resrc = site.getResourceFor(self)
+            if _IEncodingResource.providedBy(resrc):
+                encoder = resrc.getEncoder(self)
+                if encoder is not None:
+                    self._encoder = encoder
+            self.render(resrc)
+        except BaseException:
+            self.processingFailed(Failure())
+
+    @property  # type: ignore[override]
+    def postpath(self) -> list[bytes] | None:
+        """Twisted's ``postpath`` (the path's segments, percent-decoded), made when first read."""
+        if self._postpath is None and self._postpath_due:
+            self._postpath = [unquote(segment) for segment in self.path[1:].split(b"/")]
+        return self._postpath
+
+    @postpath.setter
+    def postpath(self, value: list[bytes] | None) -> None:
+        self._postpath = value
 
     def write(self, data: bytes) -> None:
         channel = getattr(self, "channel", None)  # None once the client is gone; Twisted then drops the write

@@ -1,0 +1,58 @@
+"""GatewayRequest.process: Twisted's, less per-request work (Date once per second, postpath when read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.http import datetimeToString
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyChannel
+
+from gateway.web.site import GatewayRequest, GatewaySite, http_date
+
+
+class _Seen(Resource):
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[list[bytes], list[bytes]]] = []
+
+    def render(self, request: Any) -> Any:
+        self.seen.append((list(request.prepath), list(request.postpath)))
+        return NOT_DONE_YET
+
+
+def _process(root: Any, path: bytes) -> GatewayRequest:
+    channel = DummyChannel()
+    channel.site = GatewaySite(root, 1024)
+    request = GatewayRequest(channel)
+    request.gotLength(0)
+    request.requestReceived(b"GET", path, b"HTTP/1.1")
+    return request
+
+
+def test_a_leaf_root_gets_twisteds_postpath_when_it_reads_it() -> None:
+    root = _Seen()
+    request = _process(root, b"/v1beta/models/a%3Ab:generateContent?x=1")
+    assert root.seen == [([], [b"v1beta", b"models", b"a:b:generateContent"])]
+    assert request.sitepath == [] and request.site is request.channel.site
+    assert request.responseHeaders.getRawHeaders(b"date") == [http_date()]
+    assert request.responseHeaders.getRawHeaders(b"server")[0].startswith(b"TwistedWeb/")
+
+
+def test_a_tree_root_is_walked_as_twisted_walks_it() -> None:
+    leaf = _Seen()
+    root = Resource()
+    root.putChild(b"v1", leaf)
+    _process(root, b"/v1/x/y")
+    assert leaf.seen == [([b"v1"], [b"x", b"y"])]
+
+
+def test_the_date_is_twisteds() -> None:
+    import time
+
+    before = datetimeToString(int(time.time()))
+    value = http_date()
+    assert value == before or value == datetimeToString(int(time.time()))
