@@ -533,6 +533,39 @@ class GatewayChannel(HTTPChannel):
             if timer.__class__ is not _Unarmed and timer.active():
                 timer.cancel()
 
+    # -- Twisted's idle timeout (``Site(timeout=…)``, 12 h by default) --
+
+    _idle_call: Any = None
+
+    def setTimeout(self, period: float | None) -> float | None:
+        """TimeoutMixin's ``setTimeout``, with one timer per connection that is moved, not replaced:
+        Twisted turns the idle timeout off for each request and on again after it, which cost a
+        cancelled and a new ``callLater`` per request. Off (``None``) while a request is handled,
+        the timer stays scheduled and is ignored if it fires (``_idle_over``); off for good once
+        the connection is lost."""
+        previous, self.timeOut = self.timeOut, period
+        call = self._idle_call
+        if period is None:
+            if self._lost and call is not None:
+                if call.active():
+                    call.cancel()
+                self._idle_call = None
+        elif call is not None and call.active():
+            call.reset(period)
+        else:
+            self._idle_call = self.callLater(period, self._idle_over)
+        return previous
+
+    def resetTimeout(self) -> None:
+        call = self._idle_call
+        if call is not None and self.timeOut is not None and call.active():
+            call.reset(self.timeOut)
+
+    def _idle_over(self) -> None:
+        self._idle_call = None
+        if self.timeOut is not None:  # None: a request is being handled; requestDone turns it on again
+            self.timeoutConnection()
+
     # -- answers without a Request --
 
     def refuse(self, code: int, message: str) -> None:

@@ -56,3 +56,43 @@ def test_the_date_is_twisteds() -> None:
     before = datetimeToString(int(time.time()))
     value = http_date()
     assert value == before or value == datetimeToString(int(time.time()))
+
+
+def _idle_channel(timeout: float) -> tuple[Any, Any, Any]:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    clock = MemoryReactorClock()
+    root = _Seen()
+    site = GatewaySite(root, 1024, reactor=clock, timeout=timeout)
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport, clock
+
+
+def test_the_idle_timeout_closes_an_idle_connection_and_never_one_with_a_request_in_hand() -> None:
+    channel, transport, clock = _idle_channel(10)
+    clock.advance(9)
+    channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: gw\r\n\r\n")  # handled (the resource never answers)
+    clock.advance(25)
+    assert not transport.disconnecting  # no idle timeout while a request is handled
+    request = channel.requests[0]
+    request.write(b"done")
+    request.finish()
+    clock.advance(9)
+    assert not transport.disconnecting  # the countdown restarted when the request was done
+    clock.advance(1.5)
+    assert transport.disconnecting
+    channel.connectionLost(None)
+    assert not [c for c in clock.getDelayedCalls() if c.active() and c.func != channel.forceAbortClient]
+
+
+def test_bytes_restart_the_idle_countdown_and_a_lost_connection_leaves_no_timer() -> None:
+    channel, transport, clock = _idle_channel(10)
+    clock.advance(8)
+    channel.dataReceived(b"GET /a HTTP/1.1\r\n")  # part of a head
+    clock.advance(8)
+    assert not transport.disconnecting
+    channel.connectionLost(None)
+    assert not [c for c in clock.getDelayedCalls() if c.active()]
