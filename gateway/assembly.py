@@ -37,7 +37,7 @@ from gateway.web.site import GatewaySite
 from gateway.operations import ObservedTokenEndpoint, Operations
 from gateway.reload import SwappableAuth, SwappableMapper
 from gateway.web.dashboard import AdminFront, Dashboard
-from gateway.web.front import CORSResource, Router
+from gateway.web.front import CORSResource, ModelCallFront, Router
 from gateway.web.guard import RequestGuard
 from gateway.shared.wiring import build_shared, hook
 
@@ -124,7 +124,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     fetch = settings.image_fetch
     compat = CompatApp(forwarder, resolver, reactor, up.stream_idle_timeout, http, image_fetch=FetchPolicy(
         tuple(n for n in fetch.allow_networks if n != "unix"), fetch.max_bytes, fetch.max_redirects, fetch.timeout))
-    gemini = AuthWrapper(Router(AdminDispatch(web.resource(), admin), ops.metrics_here), strategy, mode, ops.public_paths)
+    calls = web.resource()
+    gemini = AuthWrapper(Router(AdminDispatch(calls, admin), ops.metrics_here), strategy, mode, ops.public_paths)
     responses = ResponsesApp(compat, ResponseStore(settings.responses.store_entries, settings.responses.store_ttl,
                                                      settings.responses.store_max_bytes))
     shaped = ShapedAuth(OpenAIExtraDispatch(responses.resource(), compat.resource()), strategy, mode)
@@ -133,7 +134,8 @@ def assemble(settings: Settings, reactor: Any) -> Gateway:
     hook(shared, reactor, pool, tokens, projects, quota, forwarder, team, ops)
     admin.shared = shared
     dashboard = Dashboard(team, pool, admin, settings.team.admin_key, reactor.seconds, quota, version.user_agent)
-    root = RequestGuard(CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins))
+    cors = CORSResource(CompatDispatch(AdminFront(gemini, dashboard), shaped), settings.server.cors_origins)
+    root = ModelCallFront(RequestGuard(cors), cors, gemini, calls)  # model calls skip to ``calls``, same checks
     site = GatewaySite(root, settings.server.max_body_bytes, reactor=reactor, limits=ops.limits, observer=ops.observer,
                        trusted_proxies=settings.server.trusted_proxies)
     ops.attach(pool, strategy, mapper, [gemini, shaped, admin])  # SIGHUP swaps keys, mode and mapping in these

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -51,7 +51,7 @@ from gateway.upstream.client import (
     read_body,
     unreachable_error,
 )
-from gateway.upstream.deadline import within
+from gateway.upstream.deadline import inline_within
 from gateway.upstream.leases import ReleasingResponse, once, wait_for_release
 from gateway.upstream.peek import peek_stream
 from gateway.upstream.oauth import AccessTokens, InvalidGrant, TokenEndpointError
@@ -169,9 +169,10 @@ class Forwarder:
         value = (value or "").strip()
         return value[:256] or None
 
-    def bounded(self, work: Any, what: str = "answer") -> Deferred[Any]:
-        """``work`` (a coroutine) under the client request's overall deadline: a 504 when it runs out."""
-        return within(work, self.request_timeout, self.reactor, lambda: GatewayError(
+    def bounded(self, work: Any, what: str = "answer") -> Coroutine[Any, Any, Any]:
+        """``work`` (a coroutine) under the client request's overall deadline: a 504 when it runs out.
+        Awaited in the request handler's own chain where it can be (``inline_within``)."""
+        return inline_within(work, self.request_timeout, self.reactor, lambda: GatewayError(
             504,
             f"Cloud Code's {what} did not come within {self.request_timeout:g} s ([upstream] request_timeout); "
             "retry the request, or shorten it.",

@@ -55,6 +55,11 @@ class AuthWrapper(Resource):
         self.public_paths = public_paths  # never behind a key, whatever the mode (e.g. /metrics for scrapers)
 
     def render(self, request: IRequest) -> Any:
+        refused = self.refusal(request)
+        return self.wrapped.render(request) if refused is None else refused
+
+    def refusal(self, request: IRequest) -> bytes | None:
+        """None when ``request`` may pass; else its 401 (status and headers set), the body."""
         if request.path not in self.public_paths and needs_auth(self.mode, request.path):
             credential = request_credential(request)
             if not self.strategy.authenticate(credential):
@@ -66,4 +71,4 @@ class AuthWrapper(Resource):
                 code, body = path_error_bytes(request.path, 401, message, "UNAUTHENTICATED")
                 request.setResponseCode(code)
                 return body
-        return self.wrapped.render(request)
+        return None

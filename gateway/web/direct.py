@@ -23,6 +23,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gateway.upstream.deadline import HANDLER, Handler
 from gateway.web.failures import log_unhandled, unhandled
 
 if TYPE_CHECKING:
@@ -32,31 +33,49 @@ MODEL_CALL = re.compile(
     rb"^/(v1beta|v1|v1alpha)/models/([A-Za-z0-9._\-]+:(?:generateContent|streamGenerateContent|countTokens))$"
 )
 log = Logger()
+_unhandled = unhandled(log)
 
 
-class _Call:
-    """One model call in flight: finishes the request with the handler's answer or error."""
+class _Call(Handler):
+    """One model call in flight: finishes the request with the handler's answer or error.
 
-    __slots__ = ("app", "request", "finished", "handler")
+    It is also the handler (``deferred``) the overall deadline cancels (``gateway.upstream.deadline``).
+    """
+
+    __slots__ = ("app", "request", "finished")
 
     def __init__(self, app: "GatewayApp", request: IRequest) -> None:
+        super().__init__()
         self.app = app
         self.request = request
         self.finished = False
-        self.handler: Deferred[Any] | None = None
 
     def ended(self, result: Any) -> None:
         """``notifyFinish``: the response is done, or the client went away (cancel the handler)."""
         self.finished = True
-        if isinstance(result, Failure) and self.handler is not None:
-            self.handler.cancel()
+        if isinstance(result, Failure) and self.deferred is not None:
+            self.deferred.cancel()
+
+    def settled(self, result: Any) -> None:
+        """The handler's answer or error, written; anything raised while writing is logged."""
+        try:
+            if isinstance(result, Failure):
+                self.failed(result)
+            else:
+                self.answered(result)
+        except Exception:
+            _unhandled(Failure())
 
     def answered(self, body: bytes | None) -> None:
         if self.finished:
             return
+        request = self.request
         if body:
-            self.request.write(body)
-        self.request.finish()
+            if not getattr(request, "startedWriting", True):
+                # A whole answer goes out with its length (as Klein's did), not chunked: one write, no framing.
+                request.setHeader(b"Content-Length", b"%d" % len(body))
+            request.write(body)
+        request.finish()
 
     def failed(self, failure: Failure) -> None:
         if self.finished:
@@ -80,10 +99,22 @@ class ModelCalls(Resource):
         match = MODEL_CALL.match(request.path) if request.method == b"POST" else None
         if match is None:
             return self.klein.render(request)
+        return self.start(request, match)
+
+    def start(self, request: IRequest, match: "re.Match[bytes]") -> Any:
+        """Run the handler for the model call ``match`` (of :data:`MODEL_CALL` on the request's path)."""
         call = _Call(self.app, request)
-        request.notifyFinish().addBoth(call.ended)
+        on_end = getattr(request, "on_end", None)  # GatewayRequest's: no Deferred per request
+        if on_end is not None:
+            on_end(call.ended)
+        else:
+            request.notifyFinish().addBoth(call.ended)
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
-        handler = call.handler = Deferred.fromCoroutine(self.app.model_action(request, version, rest))
-        handler.addCallbacks(call.answered, call.failed)
-        handler.addErrback(unhandled(log))
+        token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
+        try:
+            coroutine = call.coroutine = self.app.model_action(request, version, rest)
+            handler = call.deferred = Deferred.fromCoroutine(coroutine)
+        finally:
+            HANDLER.reset(token)
+        handler.addBoth(call.settled)
         return NOT_DONE_YET

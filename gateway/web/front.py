@@ -2,7 +2,8 @@
 
 Order on the main listener: ``CORSResource`` (answers preflights, which carry
 no key) → ``AuthWrapper`` → ``Router`` (``/metrics`` or the Klein app). Leaf
-resources that delegate, as TWISTED.md says middleware must be.
+resources that delegate, as TWISTED.md says middleware must be. A model call
+takes a short cut past them (``ModelCallFront``), with the same checks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any, Iterable
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
+from gateway.web.direct import MODEL_CALL
 from gateway.web.doors import path_error_bytes
+from gateway.web.guard import host_valid
 
 JSON = b"application/json; charset=UTF-8"
 ALLOW_METHODS = b"GET, POST, OPTIONS"
@@ -44,11 +47,15 @@ class CORSResource(Resource):
         asked = request.getHeader(b"access-control-request-method")
         if request.method == b"OPTIONS" and asked is not None:
             return self._preflight(request, origin)
+        self.decorate(request, origin)
+        return self.wrapped.render(request)
+
+    def decorate(self, request: IRequest, origin: bytes) -> None:
+        """The headers of an actual (not preflight) cross-origin request from ``origin``."""
         if self.allowed(origin):
             self._allow(request, origin)
             request.setHeader(b"Access-Control-Expose-Headers", EXPOSE_HEADERS)
         request.responseHeaders.addRawHeader(b"Vary", b"Origin")
-        return self.wrapped.render(request)
 
     def _allow(self, request: IRequest, origin: bytes) -> None:
         request.setHeader(b"Access-Control-Allow-Origin", b"*" if "*" in self.origins else origin)
@@ -86,3 +93,40 @@ class Router(Resource):
         if self.metrics is not None and request.path == b"/metrics":
             return self.metrics.render(request)
         return self.app.render(request)
+
+
+class ModelCallFront(Resource):
+    """The root: a model call (``POST /{version}/models/{model}:{action}``, nearly every request) goes
+    straight to ``calls``; everything else walks ``tree``.
+
+    A model call passes the very checks the tree's layers would make, in their order, on the same
+    objects (so a SIGHUP reload of keys and mode applies here too): the guard's (only ``Host`` can
+    be wrong on such a path; a bad one walks the tree to be refused there), CORS's headers
+    (``cors``; a POST is never a preflight) and the key (``auth``, with its 401). The tree's other
+    layers (OpenAI/Anthropic paths, the admin pages, ``/metrics``) never take these paths.
+    """
+
+    isLeaf = True
+
+    def __init__(self, tree: IResource, cors: CORSResource, auth: Any, calls: Any) -> None:
+        super().__init__()
+        self.tree = tree
+        self.cors = cors
+        self.auth = auth
+        self.calls = calls
+
+    def render(self, request: IRequest) -> Any:
+        if request.method == b"POST":
+            match = MODEL_CALL.match(request.path)
+            if match is not None:
+                host = request.getHeader(b"host")
+                if host is None or host_valid(host):
+                    if self.cors.origins:
+                        origin = request.getHeader(b"origin")
+                        if origin is not None:
+                            self.cors.decorate(request, origin)
+                    refused = self.auth.refusal(request)
+                    if refused is not None:
+                        return refused
+                    return self.calls.start(request, match)
+        return self.tree.render(request)

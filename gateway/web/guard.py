@@ -9,6 +9,7 @@ answers it as JSON before anything else runs.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -34,6 +35,7 @@ def problem(method: bytes, path: bytes, host: bytes | None) -> tuple[int, str] |
     return None
 
 
+@lru_cache(maxsize=256)  # a client sends the same few Host values on every request; IDNA is slow
 def host_valid(host: bytes) -> bool:
     """Whether routing can use ``host``: UTF-8, and a name IDNA can encode (Werkzeug's own test,
     which otherwise raises ``BadHost`` deep in Klein)."""
