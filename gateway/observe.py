@@ -42,6 +42,7 @@ USAGE_FIELDS = (
     ("cachedContentTokenCount", "cached_tokens", "cached"),
     ("totalTokenCount", "total_tokens", None),
 )
+_TOKEN_KINDS = tuple((field, kind) for field, _, kind in USAGE_FIELDS if kind is not None)
 
 
 def current() -> "Observation | None":
@@ -310,7 +311,7 @@ class GatewayObserver(RequestObserver):
 
     def request_started(self, request_id: str, method: bytes, path: bytes, client: str) -> Observation:
         route, model = route_of(path)
-        self.metrics.in_flight.inc()
+        self.metrics.in_flight_count.change += 1
         return Observation(request_id, method.decode("latin-1", "replace"), route, model, client, self.clock())
 
     def response_data(self, observation: Observation | None, data: bytes) -> None:
@@ -324,26 +325,27 @@ class GatewayObserver(RequestObserver):
             return
         observation.done = True
         observation.status = status
-        self.metrics.in_flight.dec()
+        m = self.metrics
+        m.in_flight_count.change -= 1
         latency = max(0.0, self.clock() - observation.started)
         overhead = max(0.0, latency - observation.upstream_seconds)
-        model = observation.mapped_model or observation.model
-        label = self.metrics.model_label(model)
-        m = self.metrics
-        child = m.child
-        child(m.requests, observation.route, label, str(status)).inc()
-        child(m.request_seconds, observation.route).observe(latency)
+        route = observation.route
+        label = m.model_label(observation.mapped_model or observation.model)
+        m.requests_count.add((route, label, status))
+        m.request_seconds_count.add((route,), latency)
         if observation.attempts:
-            child(m.overhead, observation.route).observe(overhead)
-        usage = observation.usage or {}
-        for key, _, kind in USAGE_FIELDS:
-            if kind is not None and usage.get(key):
-                child(m.tokens, label, kind).inc(usage[key])
-        if observation.key is not None:
-            child(m.key_requests, observation.key, str(status)).inc()
-            for key, _, kind in USAGE_FIELDS:
-                if kind is not None and usage.get(key):
-                    child(m.key_tokens, observation.key, kind).inc(usage[key])
+            m.overhead_count.add((route,), overhead)
+        key = observation.key
+        if key is not None:
+            m.key_requests_count.add((key, status))
+        usage = observation.usage
+        if usage:
+            for field, kind in _TOKEN_KINDS:
+                count = usage.get(field)
+                if count:
+                    m.tokens_count.add((label, kind), count)
+                    if key is not None:
+                        m.key_tokens_count.add((key, kind), count)
         for sink in self.sinks:
             try:
                 sink(observation, status)
@@ -385,7 +387,7 @@ class GatewayObserver(RequestObserver):
             obs.last_failure = reason
 
     def upstream_first_byte(self, method: str, host: str, seconds: float) -> None:
-        self.metrics.child(self.metrics.upstream_first_byte, method).observe(seconds)
+        self.metrics.upstream_first_byte_count.add((method,), seconds)
         self.upstream_body(seconds)
 
     def upstream_body(self, seconds: float) -> None:
