@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from contextvars import ContextVar
 from typing import Any, Callable
 
@@ -426,26 +427,41 @@ class GatewayObserver(RequestObserver):
 
     def _log(self, obs: Observation, status: int, latency: float, overhead: float) -> None:
         usage = obs.usage or {}
-        fields: dict[str, Any] = {name: usage.get(key) for key, name, _ in USAGE_FIELDS}
-        fields.update(
-            request_id=obs.request_id,
-            method=obs.method,
-            route=obs.route,
-            model=obs.model,
-            mapped_model=obs.mapped_model,
-            account=self.label(obs.account),
-            attempts=obs.attempts,
-            retries=max(0, obs.attempts - 1),
-            status=status,
-            latency_ms=round(latency * 1000, 1),
-            upstream_ms=round(obs.upstream_seconds * 1000, 1),
-            overhead_ms=round(overhead * 1000, 2),
-            stream=obs.stream,
-            client=obs.client,
-            key=obs.key,
-        )
-        level = LogLevel.warn if status >= 500 else LogLevel.info
-        text = REQUEST_FORMAT.format(**fields)
+        fields: dict[str, Any] = {  # the order of the JSON line's fields
+            "prompt_tokens": usage.get("promptTokenCount"),
+            "candidates_tokens": usage.get("candidatesTokenCount"),
+            "thoughts_tokens": usage.get("thoughtsTokenCount"),
+            "cached_tokens": usage.get("cachedContentTokenCount"),
+            "total_tokens": usage.get("totalTokenCount"),
+            "request_id": obs.request_id,
+            "method": obs.method,
+            "route": obs.route,
+            "model": obs.model,
+            "mapped_model": obs.mapped_model,
+            "account": self.label(obs.account),
+            "attempts": obs.attempts,
+            "retries": max(0, obs.attempts - 1),
+            "status": status,
+            "latency_ms": round(latency * 1000, 1),
+            "upstream_ms": round(obs.upstream_seconds * 1000, 1),
+            "overhead_ms": round(overhead * 1000, 2),
+            "stream": obs.stream,
+            "client": obs.client,
+            "key": obs.key,
+        }
+        text = REQUEST_FORMAT.format_map(fields)
         # ``log_text``: the line already written out, so the gateway's own observers (``gateway.logs``)
         # need not run twisted.logger's formatter over the escaped template again.
-        request_log.emit(level, _escaped(text), log_text=text, **fields)
+        fields["log_text"] = text
+        _emit(request_log, LogLevel.warn if status >= 500 else LogLevel.info, _escaped(text), fields)
+
+
+def _emit(logger: Logger, level: LogLevel, format: str, event: dict[str, Any]) -> None:
+    """``logger.emit(level, format, **event)`` for a level known to be valid: the same event to the
+    same observers, without ``Logger.emit``'s check of the level (it sorts ``LogLevel``'s
+    constants on every call) and without copying the fields once more."""
+    event.update(
+        log_logger=logger, log_level=level, log_namespace=logger.namespace, log_source=logger.source,
+        log_format=format, log_time=time.time(),
+    )
+    logger.observer(event)
