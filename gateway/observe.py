@@ -141,6 +141,20 @@ def route_of(path: bytes) -> tuple[str, str | None]:
     return "other", None
 
 
+_ROUTES: dict[bytes, tuple[str, str | None]] = {}
+_MAX_ROUTES = 4096  # paths are the client's: the cache starts over when full
+
+
+def _route(path: bytes) -> tuple[str, str | None]:
+    """``route_of(path)``, remembered: most requests repeat a handful of paths."""
+    found = _ROUTES.get(path)
+    if found is None:
+        if len(_ROUTES) >= _MAX_ROUTES:
+            _ROUTES.clear()
+        found = _ROUTES[path] = route_of(path)
+    return found
+
+
 def _rendered(template: str, fields: dict[str, Any]) -> str:
     """``template`` filled in once with ``str.format``, braces escaped: a format with no fields left.
 
@@ -311,7 +325,7 @@ class GatewayObserver(RequestObserver):
     # -- request lifecycle (site) --
 
     def request_started(self, request_id: str, method: bytes, path: bytes, client: str) -> Observation:
-        route, model = route_of(path)
+        route, model = _route(path)
         self.metrics.in_flight_count.change += 1
         return Observation(request_id, method.decode("latin-1", "replace"), route, model, client, self.clock())
 
