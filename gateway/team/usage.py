@@ -63,21 +63,18 @@ def row_from(observation: Any, status: int, now: float) -> UsageRow | None:
         return None
     usage = observation.usage
     prompt, output, thought, cached = _tokens(usage) if usage else _NO_TOKENS
-    return UsageRow(
-        time=now,
-        key=getattr(observation, "key", None),
-        account=observation.account,
-        requested_model=observation.model,
-        model=observation.mapped_model or observation.model,
-        door=DOORS[route],
-        route=route,
-        status=int(getattr(observation, "stream_error", None) or status),  # a stream that failed is an error
-        prompt_tokens=prompt,
-        output_tokens=output,
-        thought_tokens=thought,
-        cached_tokens=cached,
-        latency_ms=round(max(0.0, now - observation.started) * 1000.0, 1),
-        attempts=observation.attempts,
+    return UsageRow(  # by position: keywords make building the tuple three times slower
+        now,  # time
+        getattr(observation, "key", None),  # key
+        observation.account,  # account
+        observation.model,  # requested_model
+        observation.mapped_model or observation.model,  # model
+        DOORS[route],  # door
+        route,  # route
+        int(getattr(observation, "stream_error", None) or status),  # status: a stream that failed is an error
+        prompt, output, thought, cached,  # prompt_tokens, output_tokens, thought_tokens, cached_tokens
+        round(max(0.0, now - observation.started) * 1000.0, 1),  # latency_ms
+        observation.attempts,  # attempts
     )
 
 
