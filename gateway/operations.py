@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from gateway import logs
 from gateway.config import Settings
 from gateway.metrics import Metrics, MetricsResource, account_state_counts
 from gateway.observe import GatewayObserver, RequestObserver
@@ -109,16 +110,22 @@ def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
     the client has its bytes before the request log line is built.
 
     Requests finishing in the same pass share one pair of timers (at c64 most
-    do): two ``callLater`` per batch, not per request.
+    do): two ``callLater`` per batch, not per request. The log lines of a
+    batch are held and written at once (``logs.hold``): one write and flush
+    per batch, not per line.
     """
     pending: list[Callable[[], None]] = []
 
     def run(batch: list[Callable[[], None]]) -> None:
-        for work in batch:
-            try:
-                work()
-            except Exception:
-                _log.failure("a deferred log call failed")
+        logs.hold()
+        try:
+            for work in batch:
+                try:
+                    work()
+                except Exception:
+                    _log.failure("a deferred log call failed")
+        finally:
+            logs.release()
 
     def armed() -> None:
         batch = pending[:]  # what came later waits for its own pass
