@@ -93,6 +93,11 @@ def _plain(value: Any) -> bool:
     return False
 
 
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))  # most fields: ``_plain`` without its isinstance chain
+_NOT_FIELDS = frozenset(("format", "line"))
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def json_line(event: Mapping[str, Any]) -> str:
     """One flat JSON object: ``log_time``, ``log_level``, ``log_namespace`` (Twisted's names), ``message``, and the event's plain fields (no "unpersistable" markers)."""
     out: dict[str, Any] = {
@@ -102,11 +107,11 @@ def json_line(event: Mapping[str, Any]) -> str:
         "message": _text(event),
     }
     for key, value in event.items():
-        if key.startswith("log_") or key in out or key in ("format", "line"):
+        if key.startswith("log_") or key in out or key in _NOT_FIELDS:
             continue
-        if _plain(value):
+        if type(value) in _PLAIN_TYPES or _plain(value):
             out[key] = value
-    return json.dumps(out, separators=(",", ":"), default=str) + "\n"
+    return _JSON.encode(out) + "\n"
 
 
 @implementer(ILogObserver)

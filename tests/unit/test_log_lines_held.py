@@ -82,3 +82,17 @@ def test_a_batch_of_request_lines_is_one_write() -> None:
     finally:
         globalLogPublisher.removeObserver(line_observer)
     assert len(out.writes) == 1 and [line.split(" id=")[1].split()[0] for line in out.writes[0].splitlines()] == ["rid-0", "rid-1", "rid-2"]
+
+
+def test_json_lines_keep_plain_containers_and_drop_objects() -> None:
+    import enum
+    import json
+
+    class Kind(enum.IntEnum):
+        A = 1
+
+    line = logs.json_line({"log_text": "t", "log_level": LogLevel.info, "log_namespace": "n", "log_time": 1.0,
+                           "tags": ["a", 1, {"b": None}], "kind": Kind.A, "mixed": [object()], "obj": object(),
+                           "format": "f", "line": 3, "message": "not this one"})
+    assert json.loads(line) == {"log_time": 1.0, "log_level": "info", "log_namespace": "n", "message": "t",
+                                "tags": ["a", 1, {"b": None}], "kind": 1}
