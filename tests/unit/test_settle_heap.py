@@ -11,7 +11,7 @@ def test_settle_heap_freezes_and_raises_the_young_threshold() -> None:
         settle_heap()
         assert gc.get_threshold() == GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
-        assert GC_THRESHOLDS[0] > before[0]
+        assert GC_THRESHOLDS[0] > 700  # CPython's default (an in-process service test may have settled the heap already)
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
