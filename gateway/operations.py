@@ -117,15 +117,21 @@ def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
     pending: list[Callable[[], None]] = []
 
     def run(batch: list[Callable[[], None]]) -> None:
+        if len(batch) == 1:  # c1: one line, nothing to gather
+            each(batch)
+            return
         logs.hold()
         try:
-            for work in batch:
-                try:
-                    work()
-                except Exception:
-                    _log.failure("a deferred log call failed")
+            each(batch)
         finally:
             logs.release()
+
+    def each(batch: list[Callable[[], None]]) -> None:
+        for work in batch:
+            try:
+                work()
+            except Exception:
+                _log.failure("a deferred log call failed")
 
     def armed() -> None:
         batch = pending[:]  # what came later waits for its own pass
