@@ -8,7 +8,7 @@ global one) lets several gateways run in one process (tests).
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -24,6 +24,7 @@ UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 MAX_MODEL_LABELS = 200
 ACCOUNT_STATES = ("active", "cooling", "disabled")
+_T = TypeVar("_T")
 
 
 class Metrics:
@@ -100,7 +101,7 @@ class Metrics:
         self.in_flight_count = self._tally(Level(self.in_flight))
         self._models: set[str] = set()
 
-    def _tally(self, tally: Any) -> Any:
+    def _tally(self, tally: _T) -> _T:
         self._tallies.append(tally)
         return tally
 
