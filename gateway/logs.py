@@ -6,7 +6,9 @@ format is chosen by the operator (``--log-format``, ``--log-json`` or
 ``[logging] format``) and defaults to text everywhere; under journald
 (``$JOURNAL_STREAM``) text lines carry no timestamp, the journal adds its own.
 JSON lines are flat objects of plain values only. Pure formatters plus two
-observer factories; nothing here decides what is logged.
+observer factories; nothing here decides what is logged. Lines written while
+the log is held (``hold``/``release``: the request log lines of one reactor
+pass) go out in one write.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from threading import get_ident
 from typing import IO, Any, Callable, Mapping, Sequence
 
-from twisted.logger import FileLogObserver, ILogObserver, formatEvent
+from twisted.logger import ILogObserver, formatEvent
+from zope.interface import implementer
 
 FORMATS = ("text", "json")
 
@@ -89,6 +93,11 @@ def _plain(value: Any) -> bool:
     return False
 
 
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))  # most fields: ``_plain`` without its isinstance chain
+_NOT_FIELDS = frozenset(("format", "line"))
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def json_line(event: Mapping[str, Any]) -> str:
     """One flat JSON object: ``log_time``, ``log_level``, ``log_namespace`` (Twisted's names), ``message``, and the event's plain fields (no "unpersistable" markers)."""
     out: dict[str, Any] = {
@@ -98,20 +107,63 @@ def json_line(event: Mapping[str, Any]) -> str:
         "message": _text(event),
     }
     for key, value in event.items():
-        if key.startswith("log_") or key in out or key in ("format", "line"):
+        if key.startswith("log_") or key in out or key in _NOT_FIELDS:
             continue
-        if _plain(value):
+        if type(value) in _PLAIN_TYPES or _plain(value):
             out[key] = value
-    return json.dumps(out, separators=(",", ":"), default=str) + "\n"
+    return _JSON.encode(out) + "\n"
+
+
+@implementer(ILogObserver)
+class LineObserver:
+    """``FileLogObserver``: each event rendered to a line and written and flushed, unless the log is held."""
+
+    def __init__(self, out: IO[str], render: Callable[[Mapping[str, Any]], str]) -> None:
+        self.out = out
+        self.render = render
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        text = self.render(event)
+        if text:
+            if _held is not None and get_ident() == _holder:  # other threads' lines are written at once
+                _held.append((self.out, text))
+            else:
+                self.out.write(text)
+                self.out.flush()
+
+
+_held: list[tuple[IO[str], str]] | None = None
+_holder = 0  # the thread holding the log (the reactor's)
+
+
+def hold() -> None:
+    """Keep the lines this thread writes from now on until ``release`` (one write and flush per file, not per line)."""
+    global _held, _holder
+    if _held is None:
+        _held, _holder = [], get_ident()
+
+
+def release() -> None:
+    """Write what was held, in order."""
+    global _held
+    lines, _held = _held, None
+    if not lines:
+        return
+    out = lines[0][0]
+    if len(lines) > 1 and all(o is out for o, _ in lines):
+        lines = [(out, "".join([text for _, text in lines]))]
+    for out, text in lines:  # several files: still in order, one write per line
+        out.write(text)
+        out.flush()
 
 
 def text_observer(out: IO[str]) -> ILogObserver:
     journald = bool(os.environ.get("JOURNAL_STREAM"))
-    return FileLogObserver(out, lambda event: text_line(event, timestamps=not journald))
+    return LineObserver(out, lambda event: text_line(event, timestamps=not journald))
 
 
 def json_observer(out: IO[str]) -> ILogObserver:
-    return FileLogObserver(out, json_line)
+    return LineObserver(out, json_line)
 
 
 def observer_factory(fmt: str) -> Callable[[IO[str]], ILogObserver]:

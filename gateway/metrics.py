@@ -7,7 +7,8 @@ global one) lets several gateways run in one process (tests).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from bisect import bisect_left
+from typing import Any, Callable, Iterable, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -23,6 +24,7 @@ UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 MAX_MODEL_LABELS = 200
 ACCOUNT_STATES = ("active", "cooling", "disabled")
+_T = TypeVar("_T")
 
 
 class Metrics:
@@ -31,6 +33,8 @@ class Metrics:
     def __init__(self, accounts: Callable[[], dict[str, int]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._tallies: list[Any] = []
+        r.register(_Fold(self))  # first: the metrics below are read after it ran
         self.requests = Counter(
             PREFIX + "requests", "Client requests answered, by route, model (after mapping) and HTTP status.",
             ["route", "model", "status"], registry=r,
@@ -86,18 +90,25 @@ class Metrics:
         self.reloads = Counter(PREFIX + "reloads", "SIGHUP reloads, by result (ok, refused).", ["result"], registry=r)
         if accounts is not None:
             r.register(_AccountStates(accounts))
+        # What every request records, in plain numbers until the registry is collected (see ``Tally``).
+        self.requests_count = self._tally(Tally(self.requests))
+        self.request_seconds_count = self._tally(Observations(self.request_seconds, REQUEST_BUCKETS))
+        self.overhead_count = self._tally(Observations(self.overhead, OVERHEAD_BUCKETS))
+        self.upstream_first_byte_count = self._tally(Observations(self.upstream_first_byte, UPSTREAM_BUCKETS))
+        self.tokens_count = self._tally(Tally(self.tokens))
+        self.key_requests_count = self._tally(Tally(self.key_requests))
+        self.key_tokens_count = self._tally(Tally(self.key_tokens))
+        self.in_flight_count = self._tally(Level(self.in_flight))
         self._models: set[str] = set()
-        self._children: dict[tuple[Any, ...], Any] = {}
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: prometheus_client validates and
-        locks on every ``labels`` call. The label values are bounded (routes,
-        statuses, ``model_label``), so is this cache."""
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    def _tally(self, tally: _T) -> _T:
+        self._tallies.append(tally)
+        return tally
+
+    def fold(self) -> None:
+        """Bring the Prometheus values up to date with the tallies (runs whenever the registry is collected)."""
+        for tally in self._tallies:
+            tally.fold()
 
     def model_label(self, model: str | None) -> str:
         """Bounded label values: client-chosen ids cannot grow the series without end."""
@@ -112,6 +123,101 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Tally:
+    """One counter's increments by label values, held in plain numbers until the registry is collected.
+
+    prometheus_client validates and takes a lock on every ``inc`` (a histogram
+    observation: two); a request made about a dozen. Here a request adds to a
+    number in a dict, and ``fold`` (run first whenever the registry is
+    collected, see ``_Fold``) hands each child what it gained since the last
+    time. A series' child is still made the first time it is counted, so
+    /metrics shows the same series, values and ``_created`` times. Reactor
+    thread only, like every scrape. Label values are ``str()``-ed by
+    ``labels`` (a status may be an int).
+    """
+
+    __slots__ = ("metric", "series")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self.series: dict[tuple[Any, ...], list[Any]] = {}  # label values -> [child, amount not yet folded]
+
+    def add(self, labels: tuple[Any, ...], amount: float = 1) -> None:
+        entry = self.series.get(labels)
+        if entry is None:
+            entry = self.series[labels] = [self.metric.labels(*labels), 0]
+        entry[1] += amount
+
+    def fold(self) -> None:
+        for entry in self.series.values():
+            if entry[1]:
+                entry[0].inc(entry[1])
+                entry[1] = 0
+
+
+class Observations:
+    """A histogram's observations by label values: per-bucket counts and a sum until the registry is collected (see ``Tally``)."""
+
+    __slots__ = ("metric", "bounds", "series")
+
+    def __init__(self, metric: Any, buckets: tuple[float, ...]) -> None:
+        self.metric = metric
+        self.bounds = tuple(float(b) for b in buckets) + (float("inf"),)  # as Histogram's upper bounds
+        self.series: dict[tuple[Any, ...], list[Any]] = {}  # label values -> [child, counts by bucket, sum]
+
+    def add(self, labels: tuple[Any, ...], value: float) -> None:
+        entry = self.series.get(labels)
+        if entry is None:
+            entry = self.series[labels] = [self.metric.labels(*labels), [0] * len(self.bounds), 0.0]
+        entry[1][bisect_left(self.bounds, value)] += 1  # the first bound >= value, as ``Histogram.observe``
+        entry[2] += value
+
+    def fold(self) -> None:
+        for entry in self.series.values():
+            child, counts, total = entry
+            if any(counts):
+                _absorb(child, counts, total)
+                entry[1] = [0] * len(counts)
+                entry[2] = 0.0
+
+
+def _absorb(child: Histogram, counts: list[int], total: float) -> None:
+    """Add per-bucket counts and their sum to a histogram child at once (prometheus_client has no call for it)."""
+    child._sum.inc(total)
+    for bucket, count in zip(child._buckets, counts):
+        if count:
+            bucket.inc(count)
+
+
+class Level:
+    """A gauge's ups and downs, summed until the registry is collected (see ``Tally``)."""
+
+    __slots__ = ("metric", "change")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self.change = 0
+
+    def fold(self) -> None:
+        if self.change:
+            self.metric.inc(self.change)
+            self.change = 0
+
+
+class _Fold:
+    """Registered first: collecting the registry folds the tallies into the metrics before they are read."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        self._metrics.fold()
+        return []
 
 
 class _AccountStates:

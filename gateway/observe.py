@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from contextvars import ContextVar
 from typing import Any, Callable
 
@@ -42,6 +43,7 @@ USAGE_FIELDS = (
     ("cachedContentTokenCount", "cached_tokens", "cached"),
     ("totalTokenCount", "total_tokens", None),
 )
+_TOKEN_KINDS = tuple((field, kind) for field, _, kind in USAGE_FIELDS if kind is not None)
 
 
 def current() -> "Observation | None":
@@ -137,6 +139,20 @@ def route_of(path: bytes) -> tuple[str, str | None]:
     if action in ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"):
         return action, model
     return "other", None
+
+
+_ROUTES: dict[bytes, tuple[str, str | None]] = {}
+_MAX_ROUTES = 4096  # paths are the client's: the cache starts over when full
+
+
+def _route(path: bytes) -> tuple[str, str | None]:
+    """``route_of(path)``, remembered: most requests repeat a handful of paths."""
+    found = _ROUTES.get(path)
+    if found is None:
+        if len(_ROUTES) >= _MAX_ROUTES:
+            _ROUTES.clear()
+        found = _ROUTES[path] = route_of(path)
+    return found
 
 
 def _rendered(template: str, fields: dict[str, Any]) -> str:
@@ -309,8 +325,8 @@ class GatewayObserver(RequestObserver):
     # -- request lifecycle (site) --
 
     def request_started(self, request_id: str, method: bytes, path: bytes, client: str) -> Observation:
-        route, model = route_of(path)
-        self.metrics.in_flight.inc()
+        route, model = _route(path)
+        self.metrics.in_flight_count.change += 1
         return Observation(request_id, method.decode("latin-1", "replace"), route, model, client, self.clock())
 
     def response_data(self, observation: Observation | None, data: bytes) -> None:
@@ -324,26 +340,27 @@ class GatewayObserver(RequestObserver):
             return
         observation.done = True
         observation.status = status
-        self.metrics.in_flight.dec()
+        m = self.metrics
+        m.in_flight_count.change -= 1
         latency = max(0.0, self.clock() - observation.started)
         overhead = max(0.0, latency - observation.upstream_seconds)
-        model = observation.mapped_model or observation.model
-        label = self.metrics.model_label(model)
-        m = self.metrics
-        child = m.child
-        child(m.requests, observation.route, label, str(status)).inc()
-        child(m.request_seconds, observation.route).observe(latency)
+        route = observation.route
+        label = m.model_label(observation.mapped_model or observation.model)
+        m.requests_count.add((route, label, status))
+        m.request_seconds_count.add((route,), latency)
         if observation.attempts:
-            child(m.overhead, observation.route).observe(overhead)
-        usage = observation.usage or {}
-        for key, _, kind in USAGE_FIELDS:
-            if kind is not None and usage.get(key):
-                child(m.tokens, label, kind).inc(usage[key])
-        if observation.key is not None:
-            child(m.key_requests, observation.key, str(status)).inc()
-            for key, _, kind in USAGE_FIELDS:
-                if kind is not None and usage.get(key):
-                    child(m.key_tokens, observation.key, kind).inc(usage[key])
+            m.overhead_count.add((route,), overhead)
+        key = observation.key
+        if key is not None:
+            m.key_requests_count.add((key, status))
+        usage = observation.usage
+        if usage:
+            for field, kind in _TOKEN_KINDS:
+                count = usage.get(field)
+                if count:
+                    m.tokens_count.add((label, kind), count)
+                    if key is not None:
+                        m.key_tokens_count.add((key, kind), count)
         for sink in self.sinks:
             try:
                 sink(observation, status)
@@ -385,7 +402,7 @@ class GatewayObserver(RequestObserver):
             obs.last_failure = reason
 
     def upstream_first_byte(self, method: str, host: str, seconds: float) -> None:
-        self.metrics.child(self.metrics.upstream_first_byte, method).observe(seconds)
+        self.metrics.upstream_first_byte_count.add((method,), seconds)
         self.upstream_body(seconds)
 
     def upstream_body(self, seconds: float) -> None:
@@ -424,26 +441,41 @@ class GatewayObserver(RequestObserver):
 
     def _log(self, obs: Observation, status: int, latency: float, overhead: float) -> None:
         usage = obs.usage or {}
-        fields: dict[str, Any] = {name: usage.get(key) for key, name, _ in USAGE_FIELDS}
-        fields.update(
-            request_id=obs.request_id,
-            method=obs.method,
-            route=obs.route,
-            model=obs.model,
-            mapped_model=obs.mapped_model,
-            account=self.label(obs.account),
-            attempts=obs.attempts,
-            retries=max(0, obs.attempts - 1),
-            status=status,
-            latency_ms=round(latency * 1000, 1),
-            upstream_ms=round(obs.upstream_seconds * 1000, 1),
-            overhead_ms=round(overhead * 1000, 2),
-            stream=obs.stream,
-            client=obs.client,
-            key=obs.key,
-        )
-        level = LogLevel.warn if status >= 500 else LogLevel.info
-        text = REQUEST_FORMAT.format(**fields)
+        fields: dict[str, Any] = {  # the order of the JSON line's fields
+            "prompt_tokens": usage.get("promptTokenCount"),
+            "candidates_tokens": usage.get("candidatesTokenCount"),
+            "thoughts_tokens": usage.get("thoughtsTokenCount"),
+            "cached_tokens": usage.get("cachedContentTokenCount"),
+            "total_tokens": usage.get("totalTokenCount"),
+            "request_id": obs.request_id,
+            "method": obs.method,
+            "route": obs.route,
+            "model": obs.model,
+            "mapped_model": obs.mapped_model,
+            "account": self.label(obs.account),
+            "attempts": obs.attempts,
+            "retries": max(0, obs.attempts - 1),
+            "status": status,
+            "latency_ms": round(latency * 1000, 1),
+            "upstream_ms": round(obs.upstream_seconds * 1000, 1),
+            "overhead_ms": round(overhead * 1000, 2),
+            "stream": obs.stream,
+            "client": obs.client,
+            "key": obs.key,
+        }
+        text = REQUEST_FORMAT.format_map(fields)
         # ``log_text``: the line already written out, so the gateway's own observers (``gateway.logs``)
         # need not run twisted.logger's formatter over the escaped template again.
-        request_log.emit(level, _escaped(text), log_text=text, **fields)
+        fields["log_text"] = text
+        _emit(request_log, LogLevel.warn if status >= 500 else LogLevel.info, _escaped(text), fields)
+
+
+def _emit(logger: Logger, level: LogLevel, format: str, event: dict[str, Any]) -> None:
+    """``logger.emit(level, format, **event)`` for a level known to be valid: the same event to the
+    same observers, without ``Logger.emit``'s check of the level (it sorts ``LogLevel``'s
+    constants on every call) and without copying the fields once more."""
+    event.update(
+        log_logger=logger, log_level=level, log_namespace=logger.namespace, log_source=logger.source,
+        log_format=format, log_time=time.time(),
+    )
+    logger.observer(event)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from gateway import logs
 from gateway.config import Settings
 from gateway.metrics import Metrics, MetricsResource, account_state_counts
 from gateway.observe import GatewayObserver, RequestObserver
@@ -109,11 +110,23 @@ def after_flush(reactor: Any) -> Callable[[Callable[[], None]], object]:
     the client has its bytes before the request log line is built.
 
     Requests finishing in the same pass share one pair of timers (at c64 most
-    do): two ``callLater`` per batch, not per request.
+    do): two ``callLater`` per batch, not per request. The log lines of a
+    batch are held and written at once (``logs.hold``): one write and flush
+    per batch, not per line.
     """
     pending: list[Callable[[], None]] = []
 
     def run(batch: list[Callable[[], None]]) -> None:
+        if len(batch) == 1:  # c1: one line, nothing to gather
+            each(batch)
+            return
+        logs.hold()
+        try:
+            each(batch)
+        finally:
+            logs.release()
+
+    def each(batch: list[Callable[[], None]]) -> None:
         for work in batch:
             try:
                 work()

@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest_twisted
 import treq
 from twisted.internet import reactor
@@ -264,7 +263,7 @@ async def test_rows_older_than_the_retention_are_deleted(tmp_path: Path) -> None
     store = SQLiteStore(str(tmp_path / "team.sqlite3"))
     now = reactor.seconds()
     old = UsageRow(now - 3 * 86400, "alice", "a", "m", "m", "gemini", "generateContent", 200, 1, 1, 0, 0, 1.0, 1)
-    store.insert([old, attrs.evolve(old, time=now - 3600)])
+    store.insert([old, old._replace(time=now - 3600)])
     stack = start_stack(tmp_path, accounts(1), team={"retention_days": 2})
     async with stack:
         await stack.gateway.team.flush()  # the prune at start runs on the writer's thread, before this

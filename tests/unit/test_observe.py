@@ -179,3 +179,14 @@ def test_the_pre_rendered_request_line_reads_as_twisted_would_format_it() -> Non
     without = {k: v for k, v in event.items() if k != "log_text"}
     assert text_line(event, timestamps=False) == text_line(without, timestamps=False)
     assert json_line(event) == json_line(without)
+
+
+def test_remembered_routes_are_route_of_and_bounded() -> None:
+    from gateway import observe
+
+    paths = [b"/v1beta/models/gemini-3-flash:generateContent", b"/healthz", b"/v1beta/models/x:bogus"]
+    assert [observe._route(p) for p in paths * 2] == [route_of(p) for p in paths * 2]
+    for i in range(observe._MAX_ROUTES + 10):  # a client inventing paths cannot grow it without end
+        observe._route(b"/v1beta/models/m%d:generateContent" % i)
+    assert len(observe._ROUTES) <= observe._MAX_ROUTES
+    assert observe._route(b"/v1beta/models/m1:generateContent") == ("generateContent", "m1")
