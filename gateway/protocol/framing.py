@@ -13,6 +13,12 @@ from typing import Any
 EVENT_END = b"\r\n\r\n"
 
 
+#: ``json.dumps``'s encoders for the options below, built once (``json.dumps`` with options builds one per call).
+_COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+
+
 def dumps(obj: Any) -> bytes:
     """Compact one-line JSON (no newline can break an SSE ``data:`` line).
 
@@ -20,9 +26,23 @@ def dumps(obj: Any) -> bytes:
     that cannot be UTF-8) falls back to ASCII escapes instead of raising.
     """
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return _COMPACT_UTF8.encode(obj).encode()
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        return _COMPACT_ASCII.encode(obj).encode("ascii")
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads(raw)``: the same value or the same error, cheaper for the usual UTF-8 body.
+
+    ``json.loads`` of bytes first guesses the encoding (UTF-8/16/32, BOM) in
+    Python on every call; UTF-8 without a BOM is decoded straight away here,
+    and anything that does not parse that way goes to ``json.loads`` itself,
+    which then answers (or raises) exactly as before.
+    """
+    try:
+        return _DECODER.decode(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        return json.loads(raw)
 
 
 def sse_event(obj: Any) -> bytes:

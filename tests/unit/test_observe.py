@@ -179,3 +179,26 @@ def test_the_pre_rendered_request_line_reads_as_twisted_would_format_it() -> Non
     without = {k: v for k, v in event.items() if k != "log_text"}
     assert text_line(event, timestamps=False) == text_line(without, timestamps=False)
     assert json_line(event) == json_line(without)
+
+
+def test_a_parsed_answer_gives_its_usage_once_and_its_write_is_not_scanned_again() -> None:
+    import contextvars
+
+    from gateway.observe import answer_usage
+
+    observer = GatewayObserver(Metrics(), lambda: 0.0)
+    answer = {"candidates": [], "usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 9, "x": True}}
+    written = json.dumps(answer).encode()
+    generated = Observation("id", "POST", "generateContent", "m", "127.0.0.1", 0.0)
+    counted = Observation("id", "POST", "countTokens", "m", "127.0.0.1", 0.0)
+
+    def run(obs: Observation) -> None:
+        bind(obs)
+        answer_usage(answer)
+        observer.response_data(obs, b'{"usageMetadata":{"promptTokenCount":999}}')  # not parsed again
+
+    contextvars.copy_context().run(run, generated)
+    assert generated.usage == usage_from(written) == {"promptTokenCount": 4, "totalTokenCount": 9}
+    contextvars.copy_context().run(run, counted)  # a route without usage: nothing noted, as before
+    assert counted.usage is None and not counted.usage_read
+    answer_usage(answer)  # outside a request: nothing to note, no error

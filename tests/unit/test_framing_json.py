@@ -1,0 +1,79 @@
+"""``framing.loads``/``framing.dumps`` answer exactly what ``json.loads``/``json.dumps`` answered."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.protocol import framing
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def reference_dumps(obj: Any) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+def outcome(call: Any) -> tuple[str, Any]:
+    """A call's value, or its exception's type and text (what a client's 400 message is made of)."""
+    try:
+        value = call()
+    except (ValueError, RecursionError) as e:
+        return type(e).__name__, str(e)
+    return "ok", json.dumps(value, sort_keys=True) if not _has_nan(value) else repr(value)
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, list):
+        return any(_has_nan(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    return False
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(value=VALUES)
+def test_dumps_is_unchanged(value: Any) -> None:
+    assert framing.dumps(value) == reference_dumps(value)
+
+
+ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(value=VALUES, encoding=ENCODINGS, ascii_only=st.booleans())
+def test_loads_reads_every_encoding_json_loads_reads(value: Any, encoding: str, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    try:
+        raw = text.encode(encoding)
+    except UnicodeEncodeError:  # lone surrogates only exist escaped
+        raw = json.dumps(value).encode(encoding)
+    assert outcome(lambda: framing.loads(raw)) == outcome(lambda: json.loads(raw))
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(raw=st.binary(max_size=40) | st.text(max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_loads_fails_as_json_loads_fails(raw: bytes) -> None:
+    assert outcome(lambda: framing.loads(raw)) == outcome(lambda: json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b" ", b"{", b'{"a":1}x', b"\xef\xbb\xbf{}", b"\xef\xbb\xbf", b'{"a":"\xff"}', b'{"a":NaN}', b"[1,2",
+    b'"\x00"', b"{\x00}", b"1\x00", b'{"a":"\\ud800"}', b"[" * 5000 + b"]" * 5000, '{"é":"ü"}'.encode(),
+])
+def test_loads_edge_cases(raw: bytes) -> None:
+    assert outcome(lambda: framing.loads(raw)) == outcome(lambda: json.loads(raw))
