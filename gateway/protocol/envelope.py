@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
 import os
 from typing import Any, Mapping
 
@@ -26,6 +27,8 @@ _WHITESPACE = " \t\r\n"
 _decoder = json.JSONDecoder()
 #: What ``json.dumps(obj, separators=(",", ":"))`` does, built once (``json.dumps`` with options builds one per call).
 _UPSTREAM = json.JSONEncoder(separators=(",", ":"))
+#: A str as ``_UPSTREAM`` writes it (``JSONEncoder.encode`` of a str calls just this).
+_quote = json.encoder.encode_basestring_ascii
 #: The session id's canonical form (see :func:`session_id_for`), built once.
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True, default=str)
 
@@ -188,13 +191,13 @@ def wrapped_json(
         return _UPSTREAM.encode(wrapped).encode()
     bare = strip_models_prefix(model)
     inner = _UPSTREAM.encode(request)
-    encode = _UPSTREAM.encode
-    session = ',"sessionId":' + encode(session_id) + "}"
+    quote = _quote  # what the encoder writes for a str
+    session = ',"sessionId":' + quote(session_id) + "}"
     inner = inner[:-1] + (session[1:] if inner == "{}" else session)
     kind = request_type if request_type is not None else request_type_for(bare)
     return (
-        f'{{"model":{encode(bare)},"project":{encode(project)},"requestId":{encode(request_id)},'
-        f'"request":{inner},"requestType":{encode(kind)},"userAgent":{encode(user_agent)}}}'
+        f'{{"model":{quote(bare)},"project":{quote(project)},"requestId":{quote(request_id)},'
+        f'"request":{inner},"requestType":{quote(kind)},"userAgent":{quote(user_agent)}}}'
     ).encode()
 
 
