@@ -353,6 +353,16 @@ def _first_user_turn(contents: object) -> object:
     return contents[0].get("parts") if contents and isinstance(contents[0], dict) else None
 
 
+def _canonical(value: object) -> str:
+    """``_CANONICAL.encode(value)``; text-only parts (the usual first turn and system
+    instruction) written directly, which is the same text at a third of the cost."""
+    if type(value) is list and value and all(type(p) is dict and len(p) == 1 and type(p.get("text")) is str for p in value):
+        return "[" + ",".join(['{"text":' + _quote(p["text"]) + "}" for p in value]) + "]"
+    if type(value) is dict and len(value) == 1 and type(value.get("parts")) is list:
+        return '{"parts":' + _canonical(value["parts"]) + "}"
+    return "null" if value is None else _CANONICAL.encode(value)
+
+
 def session_id_for(request: Mapping[str, Any]) -> str:
     """A stable session id for a conversation, as Antigravity formats them.
 
@@ -372,8 +382,7 @@ def session_id_for(request: Mapping[str, Any]) -> str:
     # The canonical JSON of {"s": system, "u": first turn} (sorted keys, compact, ASCII), written as
     # its two values around the fixed keys: the same text ``json.dumps`` of the pair gives, so the
     # same ids, without building the pair and an encoder per request.
-    encode = _CANONICAL.encode
-    canonical = '{"s":' + ("null" if system is None else encode(system)) + ',"u":' + encode(first) + "}"
+    canonical = '{"s":' + _canonical(system) + ',"u":' + _canonical(first) + "}"
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
     number = int.from_bytes(digest[:8], "big") % 10**19
     return f"-{number:019d}"

@@ -106,3 +106,24 @@ def test_new_request_id_is_a_uuid4_in_its_usual_text() -> None:
         assert str(parsed) == rid[len("agent-"):]
         seen.add(rid)
     assert len(seen) == 2000
+
+
+TEXT_PARTS = st.lists(st.fixed_dictionaries({"text": st.text()}) | PART, max_size=3)
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(first=TEXT_PARTS, system=st.none() | st.fixed_dictionaries({"parts": TEXT_PARTS}) | st.fixed_dictionaries(
+    {"parts": TEXT_PARTS, "role": st.just("user")}) | VALUES)
+def test_session_id_for_text_turns_is_unchanged(first: list[Any], system: Any) -> None:
+    request: dict[str, Any] = {"contents": [{"role": "user", "parts": first}]}
+    if system is not None:
+        request["systemInstruction"] = system
+    assert session_id_for(request) == reference_session_id(request)
+
+
+def test_canonical_text_parts_examples() -> None:
+    from gateway.protocol.envelope import _CANONICAL, _canonical
+
+    for value in ([{"text": 'a"\\\n\u00e9\ud800'}], [{"text": "a"}, {"text": "b"}], [], [{"text": 1}], [{"text": "a", "thought": True}],
+                  {"parts": [{"text": "s"}]}, {"parts": []}, {"parts": "x"}, {"role": "user", "parts": [{"text": "s"}]}, None, "x"):
+        assert _canonical(value) == _CANONICAL.encode(value)
