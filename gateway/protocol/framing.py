@@ -17,6 +17,7 @@ EVENT_END = b"\r\n\r\n"
 _COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
 _DECODER = json.JSONDecoder()
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def dumps(obj: Any) -> bytes:
@@ -40,9 +41,13 @@ def loads(raw: bytes) -> Any:
     which then answers (or raises) exactly as before.
     """
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        value, end = _DECODER.raw_decode(text)  # the document must start at once (else: json.loads below)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError both
         return json.loads(raw)
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return json.loads(raw)  # "Extra data", worded by json.loads
+    return value
 
 
 def sse_event(obj: Any) -> bytes:

@@ -77,3 +77,45 @@ def test_loads_fails_as_json_loads_fails(raw: bytes) -> None:
 ])
 def test_loads_edge_cases(raw: bytes) -> None:
     assert outcome(lambda: framing.loads(raw)) == outcome(lambda: json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [
+    b' {"a":1}', b'{"a":1} ', b'{"a":1}\r\n\t ', b'{"a":1}\x0b', b'{"a":1}\x0c', '{"a":1}\u00a0'.encode(), b'{"a":1}{}',
+    b'1 2', b'"x"\n', b"\n", b"[]]",
+])
+def test_loads_leading_and_trailing_text(raw: bytes) -> None:
+    assert outcome(lambda: framing.loads(raw)) == outcome(lambda: json.loads(raw))
+
+
+def _reference_body(raw: bytes) -> tuple[str, Any]:
+    """parse_json_body's answer as it was with ``raw.strip()`` and ``json.loads``."""
+    from gateway.web.app import MAX_JSON_DEPTH, json_depth_exceeds
+
+    if not raw.strip():
+        return "error", "The request body is empty; send a JSON object."
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
+        return "error", f"Invalid JSON payload received: {reason}."
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and json_depth_exceeds(document):
+        return "error", f"Invalid JSON payload received: nested deeper than {MAX_JSON_DEPTH} levels."
+    return "ok", repr(document)
+
+
+def _body(raw: bytes) -> tuple[str, Any]:
+    from gateway.protocol.errors import GatewayError
+    from gateway.web.app import parse_json_body
+
+    try:
+        return "ok", repr(parse_json_body(raw))
+    except GatewayError as e:
+        assert e.code == 400
+        return "error", e.message
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(raw=st.binary(max_size=30) | st.sampled_from([b"", b" \t\r\n\x0b\x0c", b"\x0b{}", b"{}\x0c", b"[" * 300 + b"]" * 300])
+       | VALUES.map(lambda v: json.dumps(v).encode()))
+def test_parse_json_body_answers_as_before(raw: bytes) -> None:
+    assert _body(raw) == _reference_body(raw)
