@@ -13,6 +13,7 @@ import os
 from typing import Any, Mapping
 
 from gateway.protocol.errors import GatewayError
+from gateway.protocol.framing import compact_encoder
 from gateway.protocol.models import strip_models_prefix
 
 #: Fields of a GenerateContentRequest that must be JSON objects when present.
@@ -25,12 +26,12 @@ _EXAMPLE = '{"contents":[{"role":"user","parts":[{"text":"Hello"}]}]}'
 _RESPONSE_PREFIX = '{"response":'
 _WHITESPACE = " \t\r\n"
 _decoder = json.JSONDecoder()
-#: What ``json.dumps(obj, separators=(",", ":"))`` does, built once (``json.dumps`` with options builds one per call).
-_UPSTREAM = json.JSONEncoder(separators=(",", ":"))
-#: A str as ``_UPSTREAM`` writes it (``JSONEncoder.encode`` of a str calls just this).
+#: What ``json.dumps(obj, separators=(",", ":"))`` writes, set up once (``framing.compact_encoder``).
+_upstream = compact_encoder(ensure_ascii=True)
+#: A str as ``_upstream`` writes it.
 _quote = json.encoder.encode_basestring_ascii
-#: The session id's canonical form (see :func:`session_id_for`), built once.
-_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True, default=str)
+#: The session id's canonical form (see :func:`session_id_for`), set up once.
+_canonical_json = compact_encoder(ensure_ascii=True, sort_keys=True, default=str)
 
 
 def _json_type(value: object) -> str:
@@ -188,9 +189,9 @@ def wrapped_json(
     ):
         wrapped = wrap(request, model=model, project=project, request_id=request_id, session_id=session_id,
                        user_agent=user_agent, request_type=request_type)
-        return _UPSTREAM.encode(wrapped).encode()
+        return _upstream(wrapped).encode()
     bare = strip_models_prefix(model)
-    inner = _UPSTREAM.encode(request)
+    inner = _upstream(request)
     quote = _quote  # what the encoder writes for a str
     session = ',"sessionId":' + quote(session_id) + "}"
     inner = inner[:-1] + (session[1:] if inner == "{}" else session)
@@ -354,13 +355,13 @@ def _first_user_turn(contents: object) -> object:
 
 
 def _canonical(value: object) -> str:
-    """``_CANONICAL.encode(value)``; text-only parts (the usual first turn and system
+    """``_canonical_json(value)``; text-only parts (the usual first turn and system
     instruction) written directly, which is the same text at a third of the cost."""
     if type(value) is list and value and all(type(p) is dict and len(p) == 1 and type(p.get("text")) is str for p in value):
         return "[" + ",".join(['{"text":' + _quote(p["text"]) + "}" for p in value]) + "]"
     if type(value) is dict and len(value) == 1 and type(value.get("parts")) is list:
         return '{"parts":' + _canonical(value["parts"]) + "}"
-    return "null" if value is None else _CANONICAL.encode(value)
+    return "null" if value is None else _canonical_json(value)
 
 
 def session_id_for(request: Mapping[str, Any]) -> str:

@@ -8,14 +8,38 @@ Must not do I/O: callers feed bytes in and write bytes out.
 from __future__ import annotations
 
 import json
-from typing import Any
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any, Callable
 
 EVENT_END = b"\r\n\r\n"
 
 
-#: ``json.dumps``'s encoders for the options below, built once (``json.dumps`` with options builds one per call).
-_COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+def compact_encoder(*, ensure_ascii: bool, sort_keys: bool = False,
+                    default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
+    """``JSONEncoder(separators=(",", ":"), ensure_ascii=…, sort_keys=…, default=…).encode``, set up once.
+
+    ``JSONEncoder.encode`` builds json's C encoder again on every call, with
+    a registry of every list and dict it enters to detect cycles. The JSON
+    the gateway writes is a tree (parsed, or built fresh by a translator), so
+    one C encoder without that registry serves every call and writes the
+    same text; only a cyclic structure, which cannot occur here, would raise
+    RecursionError instead of ValueError.
+    """
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=default)
+    if c_make_encoder is None:  # no C accelerator (not CPython): the plain encoder
+        return plain.encode
+    strings = encode_basestring_ascii if ensure_ascii else encode_basestring
+    encoder = c_make_encoder(None, plain.default, strings, None, ":", ",", sort_keys, False, True)
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        return join(encoder(obj, 0))
+
+    return encode
+
+
+_compact_utf8 = compact_encoder(ensure_ascii=False)
+_compact_ascii = compact_encoder(ensure_ascii=True)
 _DECODER = json.JSONDecoder()
 _JSON_WHITESPACE = " \t\n\r"
 
@@ -27,9 +51,9 @@ def dumps(obj: Any) -> bytes:
     that cannot be UTF-8) falls back to ASCII escapes instead of raising.
     """
     try:
-        return _COMPACT_UTF8.encode(obj).encode()
+        return _compact_utf8(obj).encode()
     except UnicodeEncodeError:
-        return _COMPACT_ASCII.encode(obj).encode("ascii")
+        return _compact_ascii(obj).encode("ascii")
 
 
 def loads(raw: bytes) -> Any:

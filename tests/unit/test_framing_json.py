@@ -119,3 +119,29 @@ def _body(raw: bytes) -> tuple[str, Any]:
        | VALUES.map(lambda v: json.dumps(v).encode()))
 def test_parse_json_body_answers_as_before(raw: bytes) -> None:
     assert _body(raw) == _reference_body(raw)
+
+
+@settings(max_examples=500, derandomize=True, database=None, deadline=None)
+@given(value=VALUES | st.dictionaries(st.text(max_size=3) | st.integers() | st.floats() | st.booleans() | st.none(), VALUES, max_size=3),
+       ensure_ascii=st.booleans(), sort_keys=st.booleans())
+def test_compact_encoder_writes_what_json_dumps_writes(value: Any, ensure_ascii: bool, sort_keys: bool) -> None:
+    encode = framing.compact_encoder(ensure_ascii=ensure_ascii, sort_keys=sort_keys)
+    try:
+        expected = json.dumps(value, separators=(",", ":"), ensure_ascii=ensure_ascii, sort_keys=sort_keys)
+    except TypeError as e:  # sort_keys over mixed key types
+        with pytest.raises(TypeError) as caught:
+            encode(value)
+        assert str(caught.value) == str(e)
+        return
+    assert encode(value) == expected
+
+
+def test_compact_encoder_default_and_unknown_objects() -> None:
+    import datetime
+
+    value = {"b": [datetime.date(2026, 1, 2), 1.5, float("inf")], "a": "é"}
+    assert framing.compact_encoder(ensure_ascii=True, sort_keys=True, default=str)(value) == json.dumps(
+        value, separators=(",", ":"), sort_keys=True, default=str)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        framing.compact_encoder(ensure_ascii=False)({"a": object()})
+    assert framing.compact_encoder(ensure_ascii=False)("plain é") == json.dumps("plain é", ensure_ascii=False)
