@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.framing import compact_encoder
+from gateway.protocol.framing import dumps as framing_dumps
 from gateway.protocol.models import strip_models_prefix
 
 #: Fields of a GenerateContentRequest that must be JSON objects when present.
@@ -278,12 +279,8 @@ def unwrap(obj: object) -> object:
     return obj
 
 
-def _compact(obj: object) -> bytes:
-    """Compact one-line UTF-8 JSON; escapes instead of failing on lone surrogates."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+#: Compact one-line UTF-8 JSON; escapes instead of failing on lone surrogates (the same as ``framing.dumps``).
+_compact = framing_dumps
 
 
 def unwrap_event(payload: bytes) -> bytes:

@@ -127,3 +127,24 @@ def test_canonical_text_parts_examples() -> None:
     for value in ([{"text": 'a"\\\n\u00e9\ud800'}], [{"text": "a"}, {"text": "b"}], [], [{"text": 1}], [{"text": "a", "thought": True}],
                   {"parts": [{"text": "s"}]}, {"parts": []}, {"parts": "x"}, {"role": "user", "parts": [{"text": "s"}]}, None, "x"):
         assert _canonical(value) == json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=True, default=str)
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(response=VALUES, trace=st.none() | st.text(max_size=5), spaced=st.booleans())
+def test_unwrap_event_gives_the_compact_response(response: Any, trace: str | None, spaced: bool) -> None:
+    from gateway.protocol import framing
+    from gateway.protocol.envelope import unwrap_event
+
+    event = {"response": response} if trace is None else {"response": response, "traceId": trace}
+    separators = (", ", ": ") if spaced else (",", ":")
+    payload = json.dumps(event, separators=separators, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:  # a lone surrogate: only its escaped form is UTF-8 JSON
+        payload = json.dumps(event, separators=separators).encode()
+    out = unwrap_event(payload)
+    # The same value as parsing and re-serialising (compared as canonical text: NaN != NaN), on one line.
+    assert framing.dumps(json.loads(out)) == framing.dumps(json.loads(payload)["response"])
+    assert b"\n" not in out
+    if spaced:  # anything not already compact is re-serialised exactly as framing.dumps writes it
+        assert out == framing.dumps(json.loads(payload)["response"])
