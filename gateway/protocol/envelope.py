@@ -192,15 +192,17 @@ def wrapped_json(
                        user_agent=user_agent, request_type=request_type)
         return _upstream(wrapped).encode()
     bare = strip_models_prefix(model)
-    inner = _upstream(request)
-    quote = _quote  # what the encoder writes for a str
-    session = ',"sessionId":' + quote(session_id) + "}"
-    inner = inner[:-1] + (session[1:] if inner == "{}" else session)
     kind = request_type if request_type is not None else request_type_for(bare)
-    return (
-        f'{{"model":{quote(bare)},"project":{quote(project)},"requestId":{quote(request_id)},'
-        f'"request":{inner},"requestType":{quote(kind)},"userAgent":{quote(user_agent)}}}'
-    ).encode()
+    quote = _quote  # what the encoder writes for a str
+    inner = _upstream(request).encode()  # "{…}": its closing brace gives way to sessionId
+    head = f'{{"model":{quote(bare)},"project":{quote(project)},"requestId":{quote(request_id)},"request":'
+    comma = "" if inner == b"{}" else ","
+    tail = (
+        f'{comma}"sessionId":{quote(session_id)}}},'
+        f'"requestType":{quote(kind)},"userAgent":{quote(user_agent)}}}'
+    )
+    # One copy of the (possibly large) request into the result, none through intermediate strings.
+    return b"".join((head.encode(), memoryview(inner)[:-1], tail.encode()))
 
 
 def _prompt_turn(request: Mapping[str, Any]) -> dict[str, Any] | None:
