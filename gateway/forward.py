@@ -254,7 +254,7 @@ class Forwarder:
         request = hygiene.clean_request(request, model, live)  # the same fixes for every door
 
         def payload(account: Account, project: str | None) -> bytes:
-            wrapped = envelope.wrap(
+            return envelope.wrapped_json(
                 request,
                 model=model,
                 project=project or "",
@@ -262,7 +262,6 @@ class Forwarder:
                 session_id=session_id,
                 user_agent="antigravity",
             )
-            return json.dumps(wrapped, separators=(",", ":")).encode()
 
         return await self._attempts(
             model, method, payload, stream=stream, needs_project=True, select_model=model, session=session_key or session_id

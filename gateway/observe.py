@@ -182,6 +182,15 @@ def note_usage(observation: "Observation | None", document: Any) -> None:
             observation.usage = found
 
 
+def answer_usage(document: Any) -> None:
+    """Record a whole answer's usage from the document the door parsed anyway (Gemini generateContent),
+    so the write of that answer is not parsed a second time for it (``response_data``)."""
+    obs = _current.get()
+    if obs is not None and obs.wants_usage:
+        note_usage(obs, document)
+        obs.usage_read = True
+
+
 def add_usage(observation: "Observation | None", document: Any) -> None:
     """Add the ``usageMetadata`` of one of several upstream answers to a request (images ``n``: one call per image)."""
     if observation is None or not isinstance(document, dict):
@@ -246,6 +255,8 @@ class Observation:
     key: str | None = None  # the name of the client's key (the ``keys`` strategy), never the key
     #: The error an answer already sent as 200 ended with (an in-stream error event): what usage records.
     stream_error: int | None = None
+    #: The usage was read from the parsed answer (``answer_usage``): written data need not be scanned.
+    usage_read: bool = False
 
     @property
     def wants_usage(self) -> bool:
@@ -330,7 +341,7 @@ class GatewayObserver(RequestObserver):
         return Observation(request_id, method.decode("latin-1", "replace"), route, model, client, self.clock())
 
     def response_data(self, observation: Observation | None, data: bytes) -> None:
-        if observation is not None and observation.wants_usage:
+        if observation is not None and observation.wants_usage and not observation.usage_read:
             usage = usage_from(data)
             if usage:
                 observation.usage = usage

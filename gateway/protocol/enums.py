@@ -51,8 +51,24 @@ def _schema(schema: Any) -> Any:
     return out
 
 
+#: The generationConfig fields that can hold an enum.
+_GENERATION_ENUMS = ("responseSchema", "responseModalities", "mediaResolution")
+
+
 def enum_names(request: dict[str, Any]) -> dict[str, Any]:
-    """The request with every integer enum the gateway knows replaced by its name."""
+    """The request with every integer enum the gateway knows replaced by its name.
+
+    A request with none of the fields that can hold one (the usual case) is
+    returned as it is, not copied.
+    """
+    generation = request.get("generationConfig")
+    if not (
+        "safetySettings" in request
+        or "toolConfig" in request
+        or "tools" in request
+        or (isinstance(generation, dict) and any(name in generation for name in _GENERATION_ENUMS))
+    ):
+        return request
     out = dict(request)
     settings = out.get("safetySettings")
     if isinstance(settings, list):

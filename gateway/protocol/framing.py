@@ -8,9 +8,40 @@ Must not do I/O: callers feed bytes in and write bytes out.
 from __future__ import annotations
 
 import json
-from typing import Any
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any, Callable
 
 EVENT_END = b"\r\n\r\n"
+
+
+def compact_encoder(*, ensure_ascii: bool, sort_keys: bool = False,
+                    default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
+    """``JSONEncoder(separators=(",", ":"), ensure_ascii=…, sort_keys=…, default=…).encode``, set up once.
+
+    ``JSONEncoder.encode`` builds json's C encoder again on every call, with
+    a registry of every list and dict it enters to detect cycles. The JSON
+    the gateway writes is a tree (parsed, or built fresh by a translator), so
+    one C encoder without that registry serves every call and writes the
+    same text; only a cyclic structure, which cannot occur here, would raise
+    RecursionError instead of ValueError.
+    """
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=default)
+    if c_make_encoder is None:  # no C accelerator (not CPython): the plain encoder
+        return plain.encode
+    strings = encode_basestring_ascii if ensure_ascii else encode_basestring
+    encoder = c_make_encoder(None, plain.default, strings, None, ":", ",", sort_keys, False, True)
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        return join(encoder(obj, 0))
+
+    return encode
+
+
+_compact_utf8 = compact_encoder(ensure_ascii=False)
+_compact_ascii = compact_encoder(ensure_ascii=True)
+_DECODER = json.JSONDecoder()
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def dumps(obj: Any) -> bytes:
@@ -20,9 +51,27 @@ def dumps(obj: Any) -> bytes:
     that cannot be UTF-8) falls back to ASCII escapes instead of raising.
     """
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return _compact_utf8(obj).encode()
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        return _compact_ascii(obj).encode("ascii")
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads(raw)``: the same value or the same error, cheaper for the usual UTF-8 body.
+
+    ``json.loads`` of bytes first guesses the encoding (UTF-8/16/32, BOM) in
+    Python on every call; UTF-8 without a BOM is decoded straight away here,
+    and anything that does not parse that way goes to ``json.loads`` itself,
+    which then answers (or raises) exactly as before.
+    """
+    try:
+        text = raw.decode("utf-8")
+        value, end = _DECODER.raw_decode(text)  # the document must start at once (else: json.loads below)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        return json.loads(raw)
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return json.loads(raw)  # "Extra data", worded by json.loads
+    return value
 
 
 def sse_event(obj: Any) -> bytes:

@@ -123,55 +123,63 @@ def clean_request(request: dict[str, Any], model: str, catalogue: Catalogue | No
 
 
 def _needs_work(request: dict[str, Any], model: str, catalogue: Catalogue | None) -> bool:
-    """A cheap read-only pass, so the common request is not deep-copied."""
-    probe = _Probe(request)
-    if any(key in decl for decl in _declarations(request) for key in _JSON_SCHEMA_KEYS):
-        return True
-    if probe.identity():
+    """A cheap read-only pass, so the common request is not deep-copied.
+
+    Each check is what the matching fix would change, read only; a field the
+    request does not have is not looked into (the usual request has only
+    ``contents`` and perhaps ``generationConfig``).
+    """
+    if ("tools" in request and _has_json_schemas(request)) or (
+        ("systemInstruction" in request or "system_instruction" in request) and _identity_differs(request)
+    ):
         return True
     live = catalogue.get(model) if catalogue is not None else None
     if live is None:
         return False
-    return probe.over_limit(live.max_output) or (live.gemini3 and probe.unsigned_calls())
+    return _over_limit(request, live.max_output) or (live.gemini3 and _unsigned_calls(request))
 
 
-class _Probe:
-    def __init__(self, request: dict[str, Any]) -> None:
-        self.request = request
+def _has_json_schemas(request: dict[str, Any]) -> bool:
+    """Whether :func:`fix_tool_schemas` would change anything (read only)."""
+    return any(key in decl for decl in _declarations(request) for key in _JSON_SCHEMA_KEYS)
 
-    def identity(self) -> bool:
-        """Whether :func:`normalise_identity` would change anything (read only: no copy per request)."""
-        for key in ("systemInstruction", "system_instruction"):
-            system = self.request.get(key)
-            if isinstance(system, str):
-                if system.strip() == AGENT_SDK_IDENTITY:
-                    return True
-                continue
-            parts = system.get("parts") if isinstance(system, dict) else None
-            for part in parts if isinstance(parts, list) else []:
-                if isinstance(part, dict) and isinstance(text := part.get("text"), str) and text.strip() == AGENT_SDK_IDENTITY:
-                    return True
+
+def _identity_differs(request: dict[str, Any]) -> bool:
+    """Whether :func:`normalise_identity` would change anything (read only: no copy per request)."""
+    for key in ("systemInstruction", "system_instruction"):
+        system = request.get(key)
+        if isinstance(system, str):
+            if system.strip() == AGENT_SDK_IDENTITY:
+                return True
+            continue
+        parts = system.get("parts") if isinstance(system, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and isinstance(text := part.get("text"), str) and text.strip() == AGENT_SDK_IDENTITY:
+                return True
+    return False
+
+
+def _over_limit(request: dict[str, Any], limit: int | None) -> bool:
+    """Whether :func:`clamp_output` would cut anything (read only)."""
+    if limit is None:
         return False
+    for key in ("generationConfig", "generation_config"):
+        config = request.get(key)
+        if isinstance(config, dict):
+            for name in ("maxOutputTokens", "max_output_tokens"):
+                value = config.get(name)
+                if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                    return True
+    return False
 
-    def over_limit(self, limit: int | None) -> bool:
-        """Whether :func:`clamp_output` would cut anything (read only)."""
-        if limit is None:
-            return False
-        for key in ("generationConfig", "generation_config"):
-            config = self.request.get(key)
-            if isinstance(config, dict):
-                for name in ("maxOutputTokens", "max_output_tokens"):
-                    value = config.get(name)
-                    if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+
+def _unsigned_calls(request: dict[str, Any]) -> bool:
+    """Whether :func:`sign_history_calls` would sign anything (read only)."""
+    contents = request.get("contents")
+    for turn in contents if isinstance(contents, list) else []:
+        if isinstance(turn, dict) and turn.get("role") == "model" and isinstance(turn.get("parts"), list):
+            for part in turn["parts"]:
+                if isinstance(part, dict) and ("functionCall" in part or "function_call" in part):
+                    if not part.get("thoughtSignature") and not part.get("thought_signature"):
                         return True
-        return False
-
-    def unsigned_calls(self) -> bool:
-        contents = self.request.get("contents")
-        for turn in contents if isinstance(contents, list) else []:
-            if isinstance(turn, dict) and turn.get("role") == "model" and isinstance(turn.get("parts"), list):
-                for part in turn["parts"]:
-                    if isinstance(part, dict) and ("functionCall" in part or "function_call" in part):
-                        if not part.get("thoughtSignature") and not part.get("thought_signature"):
-                            return True
-        return False
+    return False

@@ -242,6 +242,10 @@ class PoolCatalogue:
         self._fetched = float("-inf")
         self._force = True
 
+    def fresh(self) -> bool:
+        """Whether :meth:`snapshot` would answer :meth:`current` at once (the cache is within ``ttl``)."""
+        return self._models is not None and self._clock() - self._fetched < self._ttl
+
     async def snapshot(self) -> Catalogue | None:
         """The live catalogue for resolution (cached ``ttl``); None when no account can list models."""
         try:

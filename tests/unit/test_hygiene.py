@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.protocol.catalogue import catalogue_from_answer
 from gateway.protocol.hygiene import AGENT_SDK_IDENTITY, CLAUDE_CODE_IDENTITY, clean_request
 
@@ -72,3 +75,53 @@ def test_the_read_only_probe_agrees_with_the_fixes() -> None:
         fixed = clean_request(request, "claude-sonnet-4-6", CAT)
         assert request == original
         assert (fixed is request) == (fixed == original), request
+
+
+def _fixes_change(request: dict, model: str) -> bool:
+    """Whether the fixes, applied as ``clean_request`` applies them, change anything (on a copy)."""
+    from gateway.protocol.hygiene import clamp_output, fix_tool_schemas, normalise_identity, sign_history_calls
+
+    fixed = copy.deepcopy(request)
+    changed = fix_tool_schemas(fixed)
+    changed = normalise_identity(fixed) or changed
+    live = CAT.get(model)
+    if live is not None:
+        changed = clamp_output(fixed, live.max_output) or changed
+        if live.gemini3:
+            changed = sign_history_calls(fixed) or changed
+    return changed
+
+
+JUNK = st.none() | st.integers(-2, 70000) | st.booleans() | st.text(max_size=3)
+TEXTS = st.sampled_from([AGENT_SDK_IDENTITY, " " + AGENT_SDK_IDENTITY + "\n", "Be brief.", ""]) | JUNK
+SYSTEMS = TEXTS | st.fixed_dictionaries({"parts": st.lists(st.fixed_dictionaries({"text": TEXTS}) | JUNK, max_size=3) | JUNK})
+CONFIGS = st.dictionaries(st.sampled_from(["maxOutputTokens", "max_output_tokens", "temperature"]), JUNK, max_size=2) | JUNK
+PARTS = st.lists(
+    st.fixed_dictionaries({}, optional={
+        "functionCall": st.just({"name": "f", "args": {}}), "function_call": st.just({"name": "f"}),
+        "thoughtSignature": st.sampled_from(["", "sig"]), "thought_signature": st.sampled_from(["", "sig"]),
+        "text": st.just("t"),
+    }) | JUNK,
+    max_size=3,
+)
+TURNS = st.lists(st.fixed_dictionaries({"parts": PARTS | JUNK}, optional={"role": st.sampled_from(["user", "model"])}) | JUNK, max_size=3)
+DECLS = st.lists(st.fixed_dictionaries({"name": st.just("f")}, optional={
+    "parametersJsonSchema": st.just({"type": "object", "properties": {}}),
+    "parameters_json_schema": st.just({"type": "object"}),
+    "parameters": st.just({"type": "OBJECT"}),
+}) | JUNK, max_size=2)
+TOOLS = st.lists(st.fixed_dictionaries({}, optional={"functionDeclarations": DECLS | JUNK, "function_declarations": DECLS}) | JUNK, max_size=2) | JUNK
+REQUESTS = st.fixed_dictionaries({"contents": TURNS}, optional={
+    "systemInstruction": SYSTEMS, "system_instruction": SYSTEMS, "generationConfig": CONFIGS,
+    "generation_config": CONFIGS, "tools": TOOLS,
+})
+
+
+@settings(max_examples=500, derandomize=True, database=None, deadline=None)
+@given(request=REQUESTS, model=st.sampled_from(["gemini-pro-agent", "claude-sonnet-4-6", "models/gemini-pro-agent", "unknown"]))
+def test_the_probe_copies_exactly_when_a_fix_would_change_something(request: dict, model: str) -> None:
+    original = copy.deepcopy(request)
+    fixed = clean_request(request, model, CAT)
+    assert request == original
+    assert (fixed is not request) == _fixes_change(request, model)
+    assert clean_request(request, model, None) is request or _fixes_change(request, "unknown")

@@ -190,3 +190,26 @@ def test_remembered_routes_are_route_of_and_bounded() -> None:
         observe._route(b"/v1beta/models/m%d:generateContent" % i)
     assert len(observe._ROUTES) <= observe._MAX_ROUTES
     assert observe._route(b"/v1beta/models/m1:generateContent") == ("generateContent", "m1")
+
+
+def test_a_parsed_answer_gives_its_usage_once_and_its_write_is_not_scanned_again() -> None:
+    import contextvars
+
+    from gateway.observe import answer_usage
+
+    observer = GatewayObserver(Metrics(), lambda: 0.0)
+    answer = {"candidates": [], "usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 9, "x": True}}
+    written = json.dumps(answer).encode()
+    generated = Observation("id", "POST", "generateContent", "m", "127.0.0.1", 0.0)
+    counted = Observation("id", "POST", "countTokens", "m", "127.0.0.1", 0.0)
+
+    def run(obs: Observation) -> None:
+        bind(obs)
+        answer_usage(answer)
+        observer.response_data(obs, b'{"usageMetadata":{"promptTokenCount":999}}')  # not parsed again
+
+    contextvars.copy_context().run(run, generated)
+    assert generated.usage == usage_from(written) == {"promptTokenCount": 4, "totalTokenCount": 9}
+    contextvars.copy_context().run(run, counted)  # a route without usage: nothing noted, as before
+    assert counted.usage is None and not counted.usage_read
+    answer_usage(answer)  # outside a request: nothing to note, no error

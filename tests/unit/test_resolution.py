@@ -72,3 +72,51 @@ def test_forced_refreshes_are_spaced() -> None:
     now[0] += FORCED_REFRESH_SPACING
     catalogue.invalidate()
     assert catalogue._force
+
+
+class Poller:
+    """Every account's fetchAvailableModels answer: one per call, as the pool's poller gives them."""
+
+    def __init__(self, *generations: list[str]) -> None:
+        self.generations = list(generations)
+        self.calls = 0
+
+    async def answers(self, max_age: float) -> dict[str, Any]:
+        ids = self.generations[min(self.calls, len(self.generations) - 1)]
+        self.calls += 1
+        return {"a@example.com": {"models": {i: {} for i in ids}}}
+
+
+class CountingMapper:
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table, self.asked = table, 0
+
+    def map(self, requested: str) -> str:
+        self.asked += 1
+        return self.table.get(requested, requested)
+
+
+@pytest_twisted.ensureDeferred
+async def test_fresh_snapshots_resolve_without_a_fetch_and_names_follow_a_new_catalogue() -> None:
+    now = [1000.0]
+    poller = Poller(["gemini-3-flash", "gemini-3-pro-high"], ["gemini-3.5-flash"])
+    catalogue = PoolCatalogue(poller=poller, forwarder=None, clock=lambda: now[0], ttl=300)
+    assert not catalogue.fresh()
+    mapper = CountingMapper({"my-flash": "gemini-3-pro-high"})
+    resolver = ModelResolver(catalogue, mapper)
+    assert await resolver.resolve("gemini-3-flash") == "gemini-3-flash"
+    assert catalogue.fresh() and poller.calls == 1
+    for _ in range(3):  # served ids: the same answer, without fetching or asking the mapper again
+        assert await resolver.resolve("models/gemini-3-flash") == "gemini-3-flash"
+        assert await resolver.resolve("gemini-3-flash") == "gemini-3-flash"
+    assert poller.calls == 1 and mapper.asked == 0
+    assert await resolver.resolve("my-flash") == "gemini-3-pro-high"  # mappings are asked every time
+    assert await resolver.resolve("my-flash") == "gemini-3-pro-high" and mapper.asked == 2
+    mapper.table["my-flash"] = "gemini-3-flash"  # a SIGHUP'd mapping applies at once
+    assert await resolver.resolve("my-flash") == "gemini-3-flash"
+    now[0] += 301  # the cache expires: the next name is resolved in the new catalogue
+    assert not catalogue.fresh()
+    assert await resolver.resolve("gemini-3-flash") == "gemini-3.5-flash"  # an alias now
+    assert poller.calls == 2
+    with pytest.raises(GatewayError):
+        await resolver.resolve("llama-3-70b")  # no alias: the 404, never remembered
