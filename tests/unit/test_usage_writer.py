@@ -137,3 +137,17 @@ def test_kill_9_mid_batch_loses_at_most_that_batch_and_never_corrupts(tmp_path: 
     assert count >= 5 * batch and count % batch == 0  # whole batches only: the one being written is all or nothing
     reopened.insert([row(1.0)])  # and the file takes writes again
     assert reopened.count() == count + 1
+
+
+def test_a_batch_is_inserted_in_few_multi_row_statements_and_reads_back_whole(tmp_path: Path) -> None:
+    from gateway.team.sqlite_store import ROWS_PER_INSERT, insert_statements
+
+    rows = [row(1000.0 + i, key=f"k{i % 3}", prompt=i, output=2 * i) for i in range(2 * ROWS_PER_INSERT + 5)]
+    statements = insert_statements(rows)
+    assert [len(values) for _, values in statements] == [len(UsageRow._fields) * n for n in (ROWS_PER_INSERT, ROWS_PER_INSERT, 5)]
+    assert all(len(values) <= 999 for _, values in statements)
+    store = SQLiteStore(str(tmp_path / "team.sqlite3"))
+    store.insert(rows)
+    with sqlite3.connect(tmp_path / "team.sqlite3") as conn:
+        stored = conn.execute("SELECT * FROM usage ORDER BY time").fetchall()
+    assert [tuple(r)[-len(UsageRow._fields):] for r in stored] == [r.as_tuple() for r in rows]
