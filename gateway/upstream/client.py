@@ -22,6 +22,7 @@ from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from gateway import observe
+from gateway.sending import send_pending
 from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.protocol.errors import GatewayError
 
@@ -206,6 +207,7 @@ class UpstreamClient:
         """One request; cancelled (connection aborted) if no response headers come within the timeout."""
         body = None if payload is None else BytesProducer(payload)
         d = agent.request(verb, url, headers, body)
+        send_pending(self._reactor)  # on a pooled connection the request is written: it leaves now
         timed_out: list[bool] = []
 
         def expire() -> None:

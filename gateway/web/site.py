@@ -31,6 +31,7 @@ from twisted.web.resource import _IEncodingResource
 from twisted.web.server import Request, Site, version
 
 from gateway import observe
+from gateway.sending import send_now
 from gateway.observe import NULL_OBSERVER, RequestObserver
 from gateway.web.doors import path_error_bytes
 from gateway.web.failures import log_unhandled
@@ -325,6 +326,7 @@ class GatewayRequest(Request):
     def finish(self) -> None:
         try:
             super().finish()
+            send_now(self.transport)  # the answer leaves now, not after every other socket of this pass
         finally:
             if self.finished:
                 self.observer.request_finished(self.observation, self.code)
