@@ -293,7 +293,7 @@ class Run:
         outdir = Path(self.a.out) / "profile"
         outdir.mkdir(parents=True, exist_ok=True)
         raw = outdir / f"gateway-c{concurrency}.collapsed.txt"
-        spy = [self.a.py_spy, "record", "--pid", str(self.gw.pid), "--rate", "997", "--format", "raw", "--gil",
+        spy = [self.a.py_spy, "record", "--pid", str(self.gw.pid), "--rate", "997", "--format", "raw", "--gil", "--nonblocking",
                "--output", str(raw), "--duration", str(int(self.a.duration) + 2)]
         if self.a.native:
             spy.append("--native")
