@@ -58,17 +58,7 @@ def test_another_threads_line_is_not_held() -> None:
 
 
 def test_a_batch_of_request_lines_is_one_write() -> None:
-    class Rounds:
-        def __init__(self) -> None:
-            self.pending: list = []
-
-        def callLater(self, delay: float, f, *args) -> None:  # type: ignore[no-untyped-def]
-            self.pending.append((f, args))
-
-        def run_round(self) -> None:
-            due, self.pending = self.pending, []
-            for f, args in due:
-                f(*args)
+    from tests.unit.test_observe import Rounds
 
     rounds, out = Rounds(), Out()
     line_observer = logs.LineObserver(out, lambda e: logs.text_line(e, timestamps=False) if e.get("request_id") else "")
