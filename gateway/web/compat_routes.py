@@ -282,11 +282,22 @@ class CompatApp:
         self.signatures = signatures if signatures is not None else SignatureMemory()
 
     def resource(self) -> Any:
-        return self.app.resource()
+        """The routes: the hot POST paths served directly (``gateway.web.direct``), the rest by Klein."""
+        from gateway.web.direct import CompatCalls
+
+        return CompatCalls(self, self.app.resource())
 
     # -- errors --
 
     install_error_handlers(app)
+
+    @staticmethod
+    def failed(request: IRequest, failure: Any) -> bytes:
+        """The answer of :func:`install_error_handlers` to a handler that raised, for the routes
+        served without Klein (they never raise Werkzeug's NotFound or MethodNotAllowed)."""
+        if failure.check(GatewayError):
+            return answer_gateway_error(request, failure)
+        return answer_unexpected(request, failure)
 
     # -- OpenAI --
 

@@ -1,4 +1,5 @@
-"""The model calls (``POST /{version}/models/{model}:{action}``) without Klein's dispatch.
+"""The model calls (``POST /{version}/models/{model}:{action}``, and the OpenAI/Anthropic
+``POST /v1/chat/completions`` and ``/v1/messages``) without Klein's dispatch.
 
 Almost every request is one of these, and Klein costs about 50-100 µs each
 (Werkzeug map binding and matching, ``maybeDeferred`` layers, two
@@ -8,7 +9,9 @@ way ``KleinResource.render`` would: the answer is written and the request
 finished, a failure is answered by ``GatewayApp.failed`` (Klein's error
 handler), and a client that hangs up cancels the handler. Anything else,
 including paths Klein would decode first (``%3A``) or model ids with other
-characters, goes to Klein unchanged.
+characters, goes to Klein unchanged. ``CompatCalls`` does the same for the
+OpenAI/Anthropic hot paths (exact paths, POST only) with ``CompatApp``'s
+handlers and error answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gateway.web.failures import log_unhandled, unhandled
 
 if TYPE_CHECKING:
     from gateway.web.app import GatewayApp
+    from gateway.web.compat_routes import CompatApp
 
 MODEL_CALL = re.compile(
     rb"^/(v1beta|v1|v1alpha)/models/([A-Za-z0-9._\-]+:(?:generateContent|streamGenerateContent|countTokens))$"
@@ -44,7 +48,7 @@ class _Call(Handler):
 
     __slots__ = ("app", "request", "finished")
 
-    def __init__(self, app: "GatewayApp", request: IRequest) -> None:
+    def __init__(self, app: "GatewayApp | CompatApp", request: IRequest) -> None:
         super().__init__()
         self.app = app
         self.request = request
@@ -103,18 +107,50 @@ class ModelCalls(Resource):
 
     def start(self, request: IRequest, match: "re.Match[bytes]") -> Any:
         """Run the handler for the model call ``match`` (of :data:`MODEL_CALL` on the request's path)."""
-        call = _Call(self.app, request)
-        on_end = getattr(request, "on_end", None)  # GatewayRequest's: no Deferred per request
-        if on_end is not None:
-            on_end(call.ended)
-        else:
-            request.notifyFinish().addBoth(call.ended)
         version, rest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
-        token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
-        try:
-            coroutine = call.coroutine = self.app.model_action(request, version, rest)
-            handler = call.deferred = Deferred.fromCoroutine(coroutine)
-        finally:
-            HANDLER.reset(token)
-        handler.addBoth(call.settled)
-        return NOT_DONE_YET
+        return run_handler(self.app, request, lambda: self.app.model_action(request, version, rest))
+
+
+class CompatCalls(Resource):
+    """A leaf in front of the OpenAI/Anthropic Klein resource: their hot POST paths here, the rest to ``klein``."""
+
+    isLeaf = True
+    #: Exact paths (as Klein routes them) and the ``CompatApp`` handler each runs.
+    ROUTES = {
+        b"/v1/chat/completions": "chat_completions",
+        b"/chat/completions": "chat_completions",
+        b"/v1/messages": "messages",
+        b"/v1/messages/count_tokens": "count_tokens",
+    }
+
+    def __init__(self, app: "CompatApp", klein: IResource) -> None:
+        super().__init__()
+        self.app = app
+        self.klein = klein
+
+    def render(self, request: IRequest) -> Any:
+        name = self.ROUTES.get(request.path) if request.method == b"POST" else None
+        if name is None:
+            return self.klein.render(request)
+        handler = getattr(self.app, name)
+        return run_handler(self.app, request, lambda: handler(request))
+
+
+def run_handler(app: Any, request: IRequest, handler: Any) -> Any:
+    """Run the coroutine ``handler()`` for ``request`` as ``KleinResource.render`` would, answering
+    failures with ``app.failed`` (the app's Klein error handlers), and name it as the request's
+    handler (:data:`HANDLER`): the overall deadline inside then cancels it without a Deferred of its own."""
+    call = _Call(app, request)
+    on_end = getattr(request, "on_end", None)  # GatewayRequest's: no Deferred per request
+    if on_end is not None:
+        on_end(call.ended)
+    else:
+        request.notifyFinish().addBoth(call.ended)
+    token = HANDLER.set(call)  # the coroutine's context keeps it: deadlines inside cancel ``handler``
+    try:
+        coroutine = call.coroutine = handler()
+        call.deferred = Deferred.fromCoroutine(coroutine)
+    finally:
+        HANDLER.reset(token)
+    call.deferred.addBoth(call.settled)
+    return NOT_DONE_YET
