@@ -99,6 +99,14 @@ def answer_unexpected(request: IRequest, failure: Any) -> bytes:
     return shaped_error(request, 500, "Internal gateway error; it has been logged. Retry the request.")
 
 
+def answer_failure(request: IRequest, failure: Any) -> bytes:
+    """What :func:`install_error_handlers` answers to a handler that raised, for the routes served
+    without Klein (``gateway.web.direct``; they never raise Werkzeug's NotFound or MethodNotAllowed)."""
+    if failure.check(GatewayError):
+        return answer_gateway_error(request, failure)
+    return answer_unexpected(request, failure)
+
+
 def _not_allowed_message(request: IRequest, failure: Any) -> str:
     allowed = " or ".join(m for m in (failure.value.valid_methods or ["POST"]) if m != "HEAD")
     method = request.method.decode("latin-1", "replace")
@@ -283,21 +291,15 @@ class CompatApp:
 
     def resource(self) -> Any:
         """The routes: the hot POST paths served directly (``gateway.web.direct``), the rest by Klein."""
-        from gateway.web.direct import CompatCalls
+        from gateway.web.direct import COMPAT_ROUTES, DirectRoutes
 
-        return CompatCalls(self, self.app.resource())
+        return DirectRoutes(self, self.app.resource(), COMPAT_ROUTES)
 
     # -- errors --
 
     install_error_handlers(app)
 
-    @staticmethod
-    def failed(request: IRequest, failure: Any) -> bytes:
-        """The answer of :func:`install_error_handlers` to a handler that raised, for the routes
-        served without Klein (they never raise Werkzeug's NotFound or MethodNotAllowed)."""
-        if failure.check(GatewayError):
-            return answer_gateway_error(request, failure)
-        return answer_unexpected(request, failure)
+    failed = staticmethod(answer_failure)
 
     # -- OpenAI --
 

@@ -1,5 +1,5 @@
 """The model calls (``POST /{version}/models/{model}:{action}``, and the OpenAI/Anthropic
-``POST /v1/chat/completions`` and ``/v1/messages``) without Klein's dispatch.
+``POST /v1/chat/completions``, ``/v1/messages`` and ``/v1/responses``) without Klein's dispatch.
 
 Almost every request is one of these, and Klein costs about 50-100 µs each
 (Werkzeug map binding and matching, ``maybeDeferred`` layers, two
@@ -9,9 +9,9 @@ way ``KleinResource.render`` would: the answer is written and the request
 finished, a failure is answered by ``GatewayApp.failed`` (Klein's error
 handler), and a client that hangs up cancels the handler. Anything else,
 including paths Klein would decode first (``%3A``) or model ids with other
-characters, goes to Klein unchanged. ``CompatCalls`` does the same for the
-OpenAI/Anthropic hot paths (exact paths, POST only) with ``CompatApp``'s
-handlers and error answers.
+characters, goes to Klein unchanged. ``DirectRoutes`` does the same for the
+OpenAI/Anthropic hot paths and the Responses API's create (``DirectRoutes``:
+exact paths, POST only) with their apps' handlers and error answers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from gateway.web.failures import log_unhandled, unhandled
 if TYPE_CHECKING:
     from gateway.web.app import GatewayApp
     from gateway.web.compat_routes import CompatApp
+    from gateway.web.responses_routes import ResponsesApp
 
 MODEL_CALL = re.compile(
     rb"^/(v1beta|v1|v1alpha)/models/([A-Za-z0-9._\-]+:(?:generateContent|streamGenerateContent|countTokens))$"
@@ -48,7 +49,7 @@ class _Call(Handler):
 
     __slots__ = ("app", "request", "finished")
 
-    def __init__(self, app: "GatewayApp | CompatApp", request: IRequest) -> None:
+    def __init__(self, app: "GatewayApp | CompatApp | ResponsesApp", request: IRequest) -> None:
         super().__init__()
         self.app = app
         self.request = request
@@ -111,25 +112,31 @@ class ModelCalls(Resource):
         return run_handler(self.app, request, lambda: self.app.model_action(request, version, rest))
 
 
-class CompatCalls(Resource):
-    """A leaf in front of the OpenAI/Anthropic Klein resource: their hot POST paths here, the rest to ``klein``."""
+#: The OpenAI/Anthropic hot paths (exact, as Klein routes them) and the ``CompatApp`` handler of each.
+COMPAT_ROUTES = {
+    b"/v1/chat/completions": "chat_completions",
+    b"/chat/completions": "chat_completions",
+    b"/v1/messages": "messages",
+    b"/v1/messages/count_tokens": "count_tokens",
+}
+#: The Responses API's create (Codex), run by ``ResponsesApp.create``.
+RESPONSES_ROUTES = {b"/v1/responses": "create", b"/responses": "create"}
+
+
+class DirectRoutes(Resource):
+    """A leaf in front of an OpenAI/Anthropic Klein resource: the POST paths of ``routes`` run the
+    app's handler of that name here, everything else goes to ``klein``."""
 
     isLeaf = True
-    #: Exact paths (as Klein routes them) and the ``CompatApp`` handler each runs.
-    ROUTES = {
-        b"/v1/chat/completions": "chat_completions",
-        b"/chat/completions": "chat_completions",
-        b"/v1/messages": "messages",
-        b"/v1/messages/count_tokens": "count_tokens",
-    }
 
-    def __init__(self, app: "CompatApp", klein: IResource) -> None:
+    def __init__(self, app: Any, klein: IResource, routes: dict[bytes, str]) -> None:
         super().__init__()
         self.app = app
         self.klein = klein
+        self.routes = routes
 
     def render(self, request: IRequest) -> Any:
-        name = self.ROUTES.get(request.path) if request.method == b"POST" else None
+        name = self.routes.get(request.path) if request.method == b"POST" else None
         if name is None:
             return self.klein.render(request)
         handler = getattr(self.app, name)

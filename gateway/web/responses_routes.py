@@ -32,7 +32,7 @@ from gateway.protocol.errors import GatewayError
 from gateway.protocol.models import strip_models_prefix
 from gateway.team.service import client_key
 from gateway.web.app import read_json
-from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, install_error_handlers
+from gateway.web.compat_routes import RESPONSES_IMAGES_PATHS, CompatApp, answer_failure, install_error_handlers
 
 log = Logger()
 
@@ -85,7 +85,10 @@ class ResponsesApp:
         self.store = store
 
     def resource(self) -> Any:
-        return self.app.resource()
+        """The routes: create served directly (``gateway.web.direct``), the rest by Klein."""
+        from gateway.web.direct import RESPONSES_ROUTES, DirectRoutes
+
+        return DirectRoutes(self, self.app.resource(), RESPONSES_ROUTES)
 
     @property
     def reactor(self) -> Any:
@@ -94,6 +97,7 @@ class ResponsesApp:
     # -- errors (the OpenAI shape on every path here) --
 
     install_error_handlers(app)
+    failed = staticmethod(answer_failure)
 
     # -- Responses --
 

@@ -193,19 +193,31 @@ async def test_timeouts_do_not_multiply(tmp_path: Path) -> None:
     assert sent <= 3, sent  # 1 s / 0.4 s per send: never a second send of a timed-out attempt to the same host
 
 
-@pytest.mark.parametrize("door", ["gemini", "openai", "anthropic"])
+RESPONSES = ("/v1/responses", {"model": "gemini-3-flash", "input": "hi"}, False)
+
+
+@pytest.mark.parametrize("door", ["gemini", "openai", "anthropic", "responses"])
 @pytest_twisted.ensureDeferred
 async def test_the_overall_deadline_ends_a_request_on_every_door_in_its_shape(tmp_path: Path, door: str) -> None:
     """Each door's handler is cancelled by the overall deadline itself (no Deferred layer of its own):
     a 504 naming request_timeout, in the door's shape, after about request_timeout, and the account
     is free again for the next request."""
+
+    async def ask(stack: Any) -> tuple[int, bytes, float]:
+        if door != "responses":
+            return await _ask(stack, door)
+        started = time.monotonic()
+        response = await stack.post(RESPONSES[0], RESPONSES[1])
+        return response.code, await treq.content(response), time.monotonic() - started
+
     async with start_stack(tmp_path, accounts(1), upstream={"response_timeout": 5.0, "request_timeout": 0.8,
                                                            "max_attempts": 1}) as stack:
         stack.emulator.state.add_fault({"method": "generateContent", "kind": "delay", "seconds": 3, "times": 1})
-        code, raw, seconds = await _ask(stack, door)
-        again, raw_again, _ = await _ask(stack, door)
+        code, raw, seconds = await ask(stack)
+        again, raw_again, _ = await ask(stack)
     document = json.loads(raw)
-    assert code == 504 and door_shaped(door, document) and "request_timeout" in raw.decode(), raw
+    shape = "openai" if door == "responses" else door
+    assert code == 504 and door_shaped(shape, document) and "request_timeout" in raw.decode(), raw
     assert 0.7 < seconds < BOUND
     assert again == 200, raw_again  # the cancelled attempt released its account
 

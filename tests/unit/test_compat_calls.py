@@ -1,4 +1,4 @@
-"""CompatCalls: the OpenAI/Anthropic hot POST paths run their CompatApp handler directly, the rest go to Klein."""
+"""DirectRoutes: the OpenAI/Anthropic hot POST paths run their app's handler directly, the rest go to Klein."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from gateway.upstream.deadline import HANDLER
-from gateway.web.direct import CompatCalls
+from gateway.web.direct import COMPAT_ROUTES, RESPONSES_ROUTES, DirectRoutes
 
 
 class App:
@@ -25,7 +25,7 @@ class App:
         return handle
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("chat_completions", "messages", "count_tokens"):
+        if name in ("chat_completions", "messages", "count_tokens", "create"):
             return self._handler(name)
         raise AttributeError(name)
 
@@ -50,7 +50,7 @@ def request(method: bytes, path: bytes) -> DummyRequest:
 
 def test_hot_posts_run_directly_as_the_named_handler_and_everything_else_goes_to_klein() -> None:
     app, klein = App(), Klein()
-    calls = CompatCalls(app, klein)  # type: ignore[arg-type]
+    calls = DirectRoutes(app, klein, COMPAT_ROUTES)
     for path in (b"/v1/chat/completions", b"/chat/completions", b"/v1/messages", b"/v1/messages/count_tokens"):
         r = request(b"POST", path)
         assert calls.render(r) is NOT_DONE_YET
@@ -62,3 +62,12 @@ def test_hot_posts_run_directly_as_the_named_handler_and_everything_else_goes_to
         assert calls.render(request(method, path)) == b"klein"
     assert klein.paths == [b"/v1/messages", b"/v1/messages/", b"/v1/embeddings", b"/v1/chat/completions/x"]
     assert HANDLER.get() is None  # not left set outside the handler
+
+
+def test_the_responses_create_paths_run_create() -> None:
+    app, klein = App(), Klein()
+    calls = DirectRoutes(app, klein, RESPONSES_ROUTES)
+    for path in (b"/v1/responses", b"/responses"):
+        assert calls.render(request(b"POST", path)) is NOT_DONE_YET
+    assert calls.render(request(b"GET", b"/v1/responses/resp_1")) == b"klein"
+    assert app.ran == ["create", "create"]
