@@ -8,7 +8,7 @@ instrumentation is switched on (``callgrind_control -i on``) for ``--requests``
 sequential keep-alive requests (the small generateContent body), and the
 instructions (Ir) of that window are divided by the request count.
 
-    bench/run-instructions [--requests 300] [--ref REF]
+    bench/run-instructions [--requests 300] [--ref REF] [--door gemini|openai|anthropic|responses]
 
 Prints one JSON object; the ratio gateway/relay is what the decisions use.
 """
@@ -34,6 +34,16 @@ sys.path.insert(0, str(BENCH.parent))
 import stack  # noqa: E402
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+PROMPT = "Say hello in one short sentence."
+#: The gateway's request for each door: (path, or "" for the Gemini generateContent path; body).
+DOORS = {
+    "gemini": lambda public: ("", public),
+    "openai": lambda public: ("/v1/chat/completions",
+                              {"model": stack.MODEL, "messages": [{"role": "user", "content": PROMPT}]}),
+    "anthropic": lambda public: ("/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 256,
+                                                  "messages": [{"role": "user", "content": PROMPT}]}),
+    "responses": lambda public: ("/v1/responses", {"model": stack.MODEL, "input": PROMPT, "store": False}),
+}
 
 
 def post_loop(base: str, path: str, body: bytes, token: str, count: int) -> None:
@@ -85,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300)
     p.add_argument("--ref", default=None, help="measure the gateway code of this git ref (git archive)")
     p.add_argument("--keep", action="store_true", help="keep the callgrind dumps (for callgrind_annotate)")
+    p.add_argument("--door", choices=sorted(DOORS), default="gemini",
+                   help="the gateway route measured: gemini (generateContent, default), openai (chat completions), "
+                        "anthropic (messages) or responses (the Responses API); the relay always relays the same envelope")
     a = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -102,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         relay_target = stack.Target("relay", relay.url, direct.generate_path, direct.stream_path, token=direct.token, wrap=True)
         results["relay"] = measure(relay, relay_target, relay_target.body(public), a.requests, work)
         gw = stack.gateway(work, emu.url, None, "-instr")
-        results["gateway"] = measure(gw, stack.gateway_target(gw.url), json.dumps(public, separators=(",", ":")).encode(),
-                                     a.requests, work)
+        target = stack.gateway_target(gw.url)
+        path, body = DOORS[a.door](public)
+        if path:
+            target = stack.Target(a.door, gw.url, path, path)
+        results["gateway"] = measure(gw, target, json.dumps(body, separators=(",", ":")).encode(), a.requests, work)
+        results["door"] = a.door
     finally:
         emu.stop()
     results["ratio"] = round(results["gateway"]["per_request"] / results["relay"]["per_request"], 3)
