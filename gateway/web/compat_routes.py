@@ -58,10 +58,6 @@ ANTHROPIC_PATHS = frozenset({b"/v1/messages", b"/v1/messages/count_tokens"})
 COMPAT_PATHS = OPENAI_PATHS | ANTHROPIC_PATHS
 
 
-def is_anthropic(request: IRequest) -> bool:
-    return door_for_path(request.path) is Door.ANTHROPIC
-
-
 def is_compat(path: bytes) -> bool:
     """Served by this app: every OpenAI/Anthropic path (known or not) except the models list,
     which the Gemini app answers for all three SDKs."""
@@ -302,6 +298,8 @@ class CompatApp:
     failed = staticmethod(answer_failure)
 
     # -- OpenAI --
+    # POSTs to these routes are run by ``gateway.web.direct.DirectRoutes``; the Klein routes still give
+    # every other method its 405 (with ``Allow``) and serve anyone who renders the Klein resource itself.
 
     @app.route("/v1/chat/completions", methods=["POST"])
     @app.route("/chat/completions", methods=["POST"])

@@ -42,7 +42,7 @@ _unhandled = unhandled(log)
 
 
 class _Call(Handler):
-    """One model call in flight: finishes the request with the handler's answer or error.
+    """One request served without Klein, in flight: finishes it with the handler's answer or error.
 
     It is also the handler (``deferred``) the overall deadline cancels (``gateway.upstream.deadline``).
     """
@@ -133,13 +133,13 @@ class DirectRoutes(Resource):
         super().__init__()
         self.app = app
         self.klein = klein
-        self.routes = routes
+        #: Each path's bound handler, looked up once here rather than on every request.
+        self.handlers = {path: getattr(app, name) for path, name in routes.items()}
 
     def render(self, request: IRequest) -> Any:
-        name = self.routes.get(request.path) if request.method == b"POST" else None
-        if name is None:
+        handler = self.handlers.get(request.path) if request.method == b"POST" else None
+        if handler is None:
             return self.klein.render(request)
-        handler = getattr(self.app, name)
         return run_handler(self.app, request, lambda: handler(request))
 
 
