@@ -67,6 +67,7 @@ def test_written_bytes_reach_the_peer_before_the_reactor_polls_again() -> None:
 
     port = reactor.listenTCP(0, Factory.forProtocol(Server), interface="127.0.0.1")
     client = socket.create_connection(("127.0.0.1", port.getHost().port))
+    server = None
     try:
         server = yield made
         client.setblocking(False)
@@ -82,4 +83,5 @@ def test_written_bytes_reach_the_peer_before_the_reactor_polls_again() -> None:
     finally:
         client.close()
         yield port.stopListening()
-        server.transport.loseConnection()
+        if server is not None:
+            server.transport.loseConnection()
